@@ -1,0 +1,3 @@
+module github.com/pipecore/pipecore/core
+
+go 1.26.8

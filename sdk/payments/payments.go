@@ -1,0 +1,184 @@
+// Package payments defines the capability implemented by payment providers
+// (Stripe, MercadoPago, Transbank Webpay Plus, ...).
+//
+// A plugin implements Provider; extras are optional interfaces found by type
+// assertion: Capturer (separate authorization and capture), Confirmer
+// (server-side commit after a redirect) and Canceler.
+package payments
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/pipecore/pipecore/sdk/provider"
+)
+
+// Provider creates and inspects payments. Every method must be safe for
+// concurrent use and must honour ctx's deadline.
+type Provider interface {
+	provider.Provider
+
+	// CreatePayment starts a payment. Calls with the same IdempotencyKey
+	// must return the same payment, never a second charge.
+	CreatePayment(ctx context.Context, req CreateRequest) (Payment, error)
+	// GetPayment returns the provider's current view of a payment.
+	GetPayment(ctx context.Context, req GetRequest) (Payment, error)
+	// Refund refunds all or part of a payment. Calls with the same
+	// IdempotencyKey must refund once.
+	Refund(ctx context.Context, req RefundRequest) (Refund, error)
+}
+
+// Capturer is implemented by providers that separate authorization and
+// capture.
+type Capturer interface {
+	Capture(ctx context.Context, req CaptureRequest) (Payment, error)
+}
+
+// Confirmer is implemented by redirect flows that need a server-side commit
+// after the customer returns (Transbank Webpay "commit").
+type Confirmer interface {
+	Confirm(ctx context.Context, req ConfirmRequest) (Payment, error)
+}
+
+// Canceler is implemented by providers that can cancel a payment before it
+// is captured.
+type Canceler interface {
+	Cancel(ctx context.Context, req CancelRequest) (Payment, error)
+}
+
+// Status is the normalised state of a payment.
+type Status string
+
+// The payment statuses of the gateway's catalog.
+const (
+	StatusPending        Status = "pending"         // in progress at the provider
+	StatusRequiresAction Status = "requires_action" // the customer must act (redirect, 3DS, payment method)
+	StatusSucceeded      Status = "succeeded"       // money captured or authorized for good
+	StatusFailed         Status = "failed"          // rejected, expired or aborted
+	StatusCancelled      Status = "cancelled"       // cancelled before capture
+	StatusRefunded       Status = "refunded"        // fully refunded
+)
+
+// Valid reports whether s is one of the catalog's statuses.
+func (s Status) Valid() bool {
+	switch s {
+	case StatusPending, StatusRequiresAction, StatusSucceeded, StatusFailed, StatusCancelled, StatusRefunded:
+		return true
+	}
+	return false
+}
+
+// Customer is who pays, as the tenant described them. Every field is optional.
+type Customer struct {
+	Email string
+	Phone string
+	Name  string
+}
+
+// CreateRequest starts a payment.
+type CreateRequest struct {
+	Tenant provider.Tenant
+	// IdempotencyKey is stable across retries of the same gateway
+	// operation; pass it to the provider's idempotency mechanism.
+	IdempotencyKey string
+	// PaymentID is the gateway's id for the payment ("pay_…"); providers
+	// store it in metadata so webhooks can be matched.
+	PaymentID   string
+	Amount      provider.Money
+	Reference   string // the tenant's order id
+	Description string
+	Customer    Customer
+	// ReturnURL is where redirect flows send the customer back. Empty
+	// means an embedded flow (e.g. a client secret for Stripe Elements).
+	ReturnURL string
+	Metadata  map[string]string
+}
+
+// Validate checks the fields every provider relies on.
+func (r CreateRequest) Validate() error {
+	if err := r.Amount.Validate(); err != nil {
+		return provider.Invalid(fmt.Errorf("payments: %w", err))
+	}
+	if r.IdempotencyKey == "" {
+		return provider.Invalid(fmt.Errorf("payments: idempotency key is empty"))
+	}
+	return nil
+}
+
+// GetRequest reads a payment.
+type GetRequest struct {
+	Tenant provider.Tenant
+	// ID is the provider's payment id.
+	ID string
+}
+
+// RefundRequest refunds a payment.
+type RefundRequest struct {
+	Tenant         provider.Tenant
+	IdempotencyKey string
+	// ID is the provider's payment id.
+	ID string
+	// Amount is the amount to refund; zero means the whole remaining amount.
+	Amount provider.Money
+	Reason string
+}
+
+// CaptureRequest captures an authorized payment.
+type CaptureRequest struct {
+	Tenant         provider.Tenant
+	IdempotencyKey string
+	ID             string
+	// Amount to capture; zero means the full authorized amount.
+	Amount provider.Money
+}
+
+// ConfirmRequest commits a redirect-flow payment after the customer returns.
+type ConfirmRequest struct {
+	Tenant         provider.Tenant
+	IdempotencyKey string
+	// Token is the provider's token for the transaction (Transbank token_ws).
+	Token string
+	// Params holds the return request's parameters, as received.
+	Params map[string]string
+}
+
+// CancelRequest cancels a payment before capture.
+type CancelRequest struct {
+	Tenant         provider.Tenant
+	IdempotencyKey string
+	ID             string
+	Reason         string
+}
+
+// Payment is the provider's view of a payment.
+type Payment struct {
+	// ID is the provider's id ("pi_…", "cs_…", a Transbank token).
+	ID     string
+	Status Status
+	Amount provider.Money
+	// AmountRefunded is the total refunded so far.
+	AmountRefunded int64
+	// RedirectURL is where to send the customer when Status is
+	// StatusRequiresAction and the flow is a redirect.
+	RedirectURL string
+	// ClientSecret lets a front end finish the payment in an embedded flow
+	// (Stripe Elements). It is returned to the tenant, never logged.
+	ClientSecret string
+	// Method is how the customer paid ("card", "debit", "wallet"), if known.
+	Method string
+	// FailureCode and FailureMessage explain StatusFailed.
+	FailureCode    string
+	FailureMessage string
+	CreatedAt      time.Time
+}
+
+// Refund is the provider's view of a refund.
+type Refund struct {
+	ID     string
+	Amount provider.Money
+	// Status is "succeeded", "pending" or "failed".
+	Status string
+	// Payment is the payment after the refund, when the provider returns it.
+	Payment *Payment
+}
