@@ -22,3 +22,17 @@ func Log(ctx context.Context) *slog.Logger {
 	}
 	return slog.Default()
 }
+
+type requestIDKey struct{}
+
+// WithRequestID returns a context carrying the gateway's request id. The
+// gateway sets it on every call; it reaches the plugin over the wire.
+func WithRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, requestIDKey{}, id)
+}
+
+// RequestID returns the gateway's request id carried by ctx, or "".
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}
