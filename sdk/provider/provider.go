@@ -71,12 +71,12 @@ type SignatureScheme string
 
 // The signature schemes core verifies.
 const (
-	SchemeStripe      SignatureScheme = "stripe"       // Stripe-Signature: t=…,v1=…
-	SchemeMercadoPago SignatureScheme = "mercadopago"  // x-signature: ts=…,v1=… over the documented manifest
-	SchemeMetaSHA256  SignatureScheme = "meta-sha256"  // X-Hub-Signature-256: sha256=<hex>
-	SchemeTwilio      SignatureScheme = "twilio"       // X-Twilio-Signature: HMAC-SHA1 over URL and params
-	SchemeSvix        SignatureScheme = "svix"         // svix-*/webhook-* headers (Standard Webhooks)
-	SchemeHMACSHA256  SignatureScheme = "hmac-sha256"  // hex HMAC-SHA256 of the body in Header
+	SchemeStripe      SignatureScheme = "stripe"      // Stripe-Signature: t=…,v1=…
+	SchemeMercadoPago SignatureScheme = "mercadopago" // x-signature: ts=…,v1=… over the documented manifest
+	SchemeMetaSHA256  SignatureScheme = "meta-sha256" // X-Hub-Signature-256: sha256=<hex>
+	SchemeTwilio      SignatureScheme = "twilio"      // X-Twilio-Signature: HMAC-SHA1 over URL and params
+	SchemeSvix        SignatureScheme = "svix"        // svix-*/webhook-* headers (Standard Webhooks)
+	SchemeHMACSHA256  SignatureScheme = "hmac-sha256" // hex HMAC-SHA256 of the body in Header
 	SchemeECDSA       SignatureScheme = "sendgrid-ecdsa"
 	SchemeStaticToken SignatureScheme = "static-token" // shared token compared in constant time
 )

@@ -95,3 +95,6 @@ func (Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + redacted + `"`
 
 // LogValue logs "[redacted]".
 func (Secret) LogValue() slog.Value { return slog.StringValue(redacted) }
+
+// GoString prints the tenant id only, so %#v does not leak credentials.
+func (t Tenant) GoString() string { return t.String() }

@@ -26,7 +26,7 @@ type FakePayments struct {
 	Name string
 	// Fail, when set, is consulted before every operation; a non-nil
 	// error is returned as is.
-	Fail func(op string, tenant provider.Tenant) error
+	Fail     func(op string, tenant provider.Tenant) error
 	delay    atomic.Int64 // nanoseconds slept before every operation
 	calls    atomic.Int64
 	mu       sync.Mutex

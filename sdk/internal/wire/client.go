@@ -6,8 +6,8 @@ import (
 
 	"google.golang.org/grpc"
 
-	pb "github.com/pipecore/pipecore/sdk/internal/providerpb"
 	"github.com/pipecore/pipecore/sdk/delivery"
+	pb "github.com/pipecore/pipecore/sdk/internal/providerpb"
 	"github.com/pipecore/pipecore/sdk/messaging"
 	"github.com/pipecore/pipecore/sdk/payments"
 	"github.com/pipecore/pipecore/sdk/provider"

@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"time"
 
-	pb "github.com/pipecore/pipecore/sdk/internal/providerpb"
 	"github.com/pipecore/pipecore/sdk/delivery"
+	pb "github.com/pipecore/pipecore/sdk/internal/providerpb"
 	"github.com/pipecore/pipecore/sdk/messaging"
 	"github.com/pipecore/pipecore/sdk/payments"
 	"github.com/pipecore/pipecore/sdk/provider"
@@ -327,7 +327,9 @@ func sendFrom(m *pb.SendRequest) messaging.SendRequest {
 	return out
 }
 
-func receiptPB(r messaging.Receipt) *pb.Receipt { return &pb.Receipt{Id: r.ID, Status: string(r.Status)} }
+func receiptPB(r messaging.Receipt) *pb.Receipt {
+	return &pb.Receipt{Id: r.ID, Status: string(r.Status)}
+}
 
 func receiptFrom(m *pb.Receipt) messaging.Receipt {
 	return messaging.Receipt{ID: m.GetId(), Status: messaging.Status(m.GetStatus())}

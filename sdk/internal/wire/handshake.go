@@ -68,4 +68,3 @@ func PluginSet(impl provider.Provider, log *slog.Logger) map[int]plugin.PluginSe
 		ProtocolVersion: {PluginName: &Plugin{Impl: impl, Log: log}},
 	}
 }
-

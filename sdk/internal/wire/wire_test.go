@@ -152,7 +152,7 @@ func TestConversionsRoundTrip(t *testing.T) {
 	}
 
 	sreq := messaging.SendRequest{Tenant: tenant, IdempotencyKey: "k", MessageID: "msg_1", Channel: messaging.ChannelWhatsApp, To: "+56988888888",
-		Template: &messaging.Template{Name: "order_confirmed", Language: "es", Params: []string{"Tu pedido fue confirmado ✅"}},
+		Template:    &messaging.Template{Name: "order_confirmed", Language: "es", Params: []string{"Tu pedido fue confirmado ✅"}},
 		Attachments: []messaging.Attachment{{Filename: "a.pdf", ContentType: "application/pdf", Content: []byte{0, 1}}}}
 	if _, err := conn.Messaging.Send(ctx, sreq); err != nil {
 		t.Fatal(err)
