@@ -1,0 +1,245 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pipecore/pipecore/core/internal/api"
+	"github.com/pipecore/pipecore/core/internal/audit"
+	"github.com/pipecore/pipecore/core/internal/config"
+	"github.com/pipecore/pipecore/core/internal/httpserver"
+	"github.com/pipecore/pipecore/core/internal/logging"
+	"github.com/pipecore/pipecore/core/internal/payment"
+	"github.com/pipecore/pipecore/core/internal/pluginhost"
+	"github.com/pipecore/pipecore/core/internal/store"
+	"github.com/pipecore/pipecore/core/internal/tenant"
+	"github.com/pipecore/pipecore/sdk/provider"
+)
+
+func serveCmd() *cobra.Command {
+	var path string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the gateway",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return serve(ctx, path)
+		},
+	}
+	cmd.Flags().StringVarP(&path, "config", "c", "pipecore.yaml", "path of the YAML config file")
+	return cmd
+}
+
+// configError is a problem the operator must fix in the config file; it
+// exits with status 2.
+func configError(err error) error { return &exitError{code: 2, err: err} }
+
+// gateway is everything serve wires together.
+type gateway struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	store   *store.Bolt
+	plugins *pluginhost.Host
+	tenants *tenant.Registry
+	needed  []string // plugins some tenant enables
+}
+
+// boot loads the config, opens storage, launches the plugins tenants use
+// and validates every tenant's provider settings against the plugins'
+// declared fields. On error everything opened is closed again.
+// Without withStore (config check) the data directory is left alone, so a
+// running gateway's lock does not get in the way.
+func boot(ctx context.Context, path string, withStore bool) (g *gateway, err error) {
+	cfg, err := config.Load(path, os.LookupEnv)
+	if err != nil {
+		return nil, configError(err)
+	}
+	log, err := logging.New(os.Stderr, cfg.Log.Level, cfg.Log.Format)
+	if err != nil {
+		return nil, configError(err)
+	}
+	g = &gateway{cfg: cfg, log: log}
+	defer func() {
+		if err != nil {
+			g.close()
+		}
+	}()
+	if withStore {
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("create data dir: %w", err)
+		}
+		g.store, err = store.OpenBolt(filepath.Join(cfg.DataDir, "pipecore.db"), store.BoltOptions{Logger: log})
+		if err != nil {
+			return nil, err
+		}
+	}
+	g.plugins, err = pluginhost.New(pluginhost.Config{
+		Dir: cfg.PluginsDir, Logger: log, StartTimeout: cfg.Plugins.StartTimeout.Duration(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	available := g.plugins.Available()
+	for _, t := range cfg.Tenants {
+		for name, p := range t.Providers {
+			if p.IsEnabled() && slices.Contains(available, name) && !slices.Contains(g.needed, name) {
+				g.needed = append(g.needed, name)
+			}
+		}
+	}
+	slices.Sort(g.needed)
+	catalog, err := g.plugins.Start(ctx, g.needed)
+	if err != nil {
+		return nil, err
+	}
+	if err := validateProviders(cfg, catalog, available, log); err != nil {
+		return nil, configError(err)
+	}
+	g.tenants, err = tenant.New(cfg.Tenants)
+	if err != nil {
+		return nil, configError(err)
+	}
+	return g, nil
+}
+
+// validateProviders checks tenant provider settings against the Info of
+// the running plugins. A plugin whose binary exists but failed to launch
+// (e.g. checksum mismatch) cannot be checked: its tenants are reported and
+// its calls answer 503 until it runs.
+func validateProviders(cfg *config.Config, catalog map[string]provider.Info, available []string, log *slog.Logger) error {
+	check := *cfg
+	check.Tenants = make(map[string]config.Tenant, len(cfg.Tenants))
+	for id, t := range cfg.Tenants {
+		ct := t
+		ct.Providers = make(map[string]config.Provider, len(t.Providers))
+		for name, p := range t.Providers {
+			if _, running := catalog[name]; !running && slices.Contains(available, name) {
+				log.Error("plugin not running; tenant settings for it are unchecked", "tenant", id, "provider", name)
+				continue
+			}
+			ct.Providers[name] = p
+		}
+		if def, ok := ct.Defaults["payments"]; ok {
+			if _, kept := ct.Providers[def]; !kept {
+				ct.Defaults = nil
+			}
+		}
+		check.Tenants[id] = ct
+	}
+	return check.ValidateProviders(catalog)
+}
+
+func (g *gateway) close() {
+	if g.plugins != nil {
+		g.plugins.Close()
+	}
+	if g.store != nil {
+		_ = g.store.Close()
+	}
+}
+
+func serve(ctx context.Context, path string) error {
+	g, err := boot(ctx, path, true)
+	if err != nil {
+		return err
+	}
+	defer g.close()
+	cfg, log := g.cfg, g.log
+
+	rec := audit.NewRecorder(g.store, log)
+	pay, err := payment.New(payment.Config{
+		Store: g.store, Plugins: g.plugins, Audit: rec, Logger: log, CallTimeout: cfg.Plugins.CallTimeout.Duration(),
+	})
+	if err != nil {
+		return err
+	}
+	a, err := api.New(api.Config{
+		Tenants: g.tenants, Payments: pay, Store: g.store, Logger: log,
+		MaxBodyBytes: int(cfg.HTTP.MaxBodyBytes), Ready: g.ready,
+	})
+	if err != nil {
+		return err
+	}
+	srv := httpserver.New(httpserver.Config{
+		ReadTimeout: cfg.HTTP.ReadTimeout.Duration(), WriteTimeout: cfg.HTTP.WriteTimeout.Duration(),
+		IdleTimeout: cfg.HTTP.IdleTimeout.Duration(), Logger: log,
+	}, a.Handler())
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	go g.sweepIdempotency(ctx)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("pipecore serving", "version", version, "listen", ln.Addr().String(), "public_url", cfg.PublicURL,
+		"data_dir", cfg.DataDir, "tenants", len(g.tenants.IDs()), "plugins", g.needed)
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		log.Warn("http shutdown", "error", err)
+	}
+	return nil
+}
+
+// ready reports storage and plugin health for /readyz.
+func (g *gateway) ready(ctx context.Context) (bool, any) {
+	ok := true
+	storeState := "ok"
+	if err := g.store.Ping(ctx); err != nil {
+		ok, storeState = false, "unavailable"
+	}
+	plugins := map[string]any{}
+	for _, st := range g.plugins.Status() {
+		entry := map[string]any{"state": st.State, "version": st.Version, "restarts": st.Restarts}
+		if st.Degraded {
+			entry["degraded"] = true
+		}
+		if st.LastError != "" {
+			entry["error"] = st.LastError
+		}
+		if st.State != pluginhost.StateRunning {
+			ok = false
+		}
+		plugins[st.Name] = entry
+	}
+	return ok, map[string]any{"store": storeState, "plugins": plugins}
+}
+
+// sweepIdempotency deletes idempotency records past their 24h retention.
+func (g *gateway) sweepIdempotency(ctx context.Context) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		if n, err := g.store.SweepIdempotent(ctx, time.Now().Add(-24*time.Hour)); err != nil {
+			g.log.Warn("idempotency sweep", "error", err)
+		} else if n > 0 {
+			g.log.Debug("idempotency sweep", "deleted", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,193 @@
+// Package api serves the tenant REST API (/v1/...) and the health
+// endpoints. Every /v1 route authenticates the caller's tenant API key and
+// scopes every lookup to that tenant: another tenant's id answers exactly
+// like a missing one.
+package api
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/fasthttp/router"
+	"github.com/valyala/fasthttp"
+
+	"github.com/pipecore/pipecore/core/internal/httpserver"
+	"github.com/pipecore/pipecore/core/internal/payment"
+	"github.com/pipecore/pipecore/core/internal/store"
+	"github.com/pipecore/pipecore/core/internal/tenant"
+	"github.com/pipecore/pipecore/sdk/provider"
+)
+
+// Config wires the API. Zero values mean the documented defaults.
+type Config struct {
+	Tenants  *tenant.Registry
+	Payments *payment.Service
+	Store    store.Store
+	Logger   *slog.Logger
+	// Ready reports whether the gateway can serve (storage open, plugins
+	// healthy) and why not, for /readyz.
+	Ready func(ctx context.Context) (ok bool, detail any)
+	// MaxBodyBytes caps API request bodies. Zero means 1 MiB.
+	MaxBodyBytes int
+	// IdempotencyTTL is how long a key's response is kept. Zero means 24h.
+	IdempotencyTTL time.Duration
+	// IdempotencyLease is how long an in-flight key blocks duplicates before
+	// a crashed request's key can be reclaimed. Zero means 2m.
+	IdempotencyLease time.Duration
+	// Now is the clock. Nil means time.Now.
+	Now func() time.Time
+}
+
+// API is the tenant-facing HTTP API.
+type API struct {
+	cfg Config
+	r   *router.Router
+}
+
+// New returns the API with its routes.
+func New(cfg Config) (*API, error) {
+	if cfg.Tenants == nil || cfg.Payments == nil || cfg.Store == nil {
+		return nil, errors.New("api: Tenants, Payments and Store are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxBodyBytes == 0 {
+		cfg.MaxBodyBytes = 1 << 20
+	}
+	if cfg.IdempotencyTTL == 0 {
+		cfg.IdempotencyTTL = 24 * time.Hour
+	}
+	if cfg.IdempotencyLease == 0 {
+		cfg.IdempotencyLease = 2 * time.Minute
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Ready == nil {
+		cfg.Ready = func(context.Context) (bool, any) { return true, nil }
+	}
+	a := &API{cfg: cfg, r: router.New()}
+	a.r.RedirectTrailingSlash = false
+	a.r.RedirectFixedPath = false
+	a.r.HandleMethodNotAllowed = true
+	a.r.NotFound = func(ctx *fasthttp.RequestCtx) {
+		httpserver.WriteError(ctx, fasthttp.StatusNotFound, "not_found", "no such route")
+	}
+	a.r.MethodNotAllowed = func(ctx *fasthttp.RequestCtx) {
+		httpserver.WriteError(ctx, fasthttp.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this route")
+	}
+	a.r.GET("/healthz", a.healthz)
+	a.r.GET("/readyz", a.readyz)
+	a.r.POST("/v1/payments", a.auth(a.createPayment))
+	a.r.GET("/v1/payments/{id}", a.auth(a.getPayment))
+	a.r.POST("/v1/payments/{id}/refunds", a.auth(a.refundPayment))
+	a.r.GET("/v1/logs", a.auth(a.listLogs))
+	return a, nil
+}
+
+// Handler returns the request handler.
+func (a *API) Handler() fasthttp.RequestHandler { return a.r.Handler }
+
+func (a *API) healthz(ctx *fasthttp.RequestCtx) {
+	httpserver.WriteJSON(ctx, fasthttp.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (a *API) readyz(ctx *fasthttp.RequestCtx) {
+	c, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	ok, detail := a.cfg.Ready(c)
+	status, word := fasthttp.StatusOK, "ready"
+	if !ok {
+		status, word = fasthttp.StatusServiceUnavailable, "unavailable"
+	}
+	httpserver.WriteJSON(ctx, status, map[string]any{"status": word, "checks": detail})
+}
+
+type tenantHandler func(ctx *fasthttp.RequestCtx, t *tenant.Tenant)
+
+var bearer = []byte("Bearer ")
+
+// auth resolves the caller's tenant from "Authorization: Bearer <key>".
+func (a *API) auth(next tenantHandler) fasthttp.RequestHandler {
+	return func(ctx *fasthttp.RequestCtx) {
+		h := ctx.Request.Header.Peek(fasthttp.HeaderAuthorization)
+		var key []byte
+		if len(h) > len(bearer) && subtle.ConstantTimeCompare(bytes.ToLower(h[:len(bearer)]), []byte("bearer ")) == 1 {
+			key = bytes.TrimSpace(h[len(bearer):])
+		}
+		t, ok := a.cfg.Tenants.Authenticate(string(key))
+		if !ok {
+			ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, `Bearer realm="pipecore"`)
+			httpserver.WriteError(ctx, fasthttp.StatusUnauthorized, "unauthorized", "missing or invalid API key (send Authorization: Bearer <key>)")
+			return
+		}
+		next(ctx, t)
+	}
+}
+
+// requestContext derives the context of a request's work: its request id
+// travels to plugins and into the audit log.
+func requestContext(ctx *fasthttp.RequestCtx) context.Context {
+	return provider.WithRequestID(context.Background(), httpserver.RequestID(ctx))
+}
+
+// decode reads a JSON body strictly: unknown fields, trailing data, wrong
+// types and oversized bodies are 400 (413) errors that name the problem.
+func (a *API) decode(ctx *fasthttp.RequestCtx, v any) bool {
+	body := ctx.PostBody()
+	if len(body) > a.cfg.MaxBodyBytes {
+		httpserver.WriteError(ctx, fasthttp.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("request body exceeds %d bytes", a.cfg.MaxBodyBytes))
+		return false
+	}
+	if ct := ctx.Request.Header.ContentType(); len(ct) > 0 && !bytes.HasPrefix(bytes.ToLower(ct), []byte("application/json")) {
+		httpserver.WriteError(ctx, fasthttp.StatusUnsupportedMediaType, "unsupported_media_type", "send Content-Type: application/json")
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		httpserver.WriteError(ctx, fasthttp.StatusBadRequest, "invalid_request", "malformed JSON body: "+describeJSONError(err))
+		return false
+	}
+	if dec.More() {
+		httpserver.WriteError(ctx, fasthttp.StatusBadRequest, "invalid_request", "malformed JSON body: unexpected data after the JSON object")
+		return false
+	}
+	return true
+}
+
+func describeJSONError(err error) string {
+	var typeErr *json.UnmarshalTypeError
+	var syntaxErr *json.SyntaxError
+	switch {
+	case errors.As(err, &typeErr):
+		if typeErr.Field != "" {
+			return fmt.Sprintf("field %q must be %s, got %s", typeErr.Field, jsonKind(typeErr.Type.Kind().String()), typeErr.Value)
+		}
+		return fmt.Sprintf("body must be a JSON object, got %s", typeErr.Value)
+	case errors.As(err, &syntaxErr):
+		return fmt.Sprintf("%v (at byte %d)", syntaxErr, syntaxErr.Offset)
+	case errors.Is(err, errEOF):
+		return "empty body"
+	}
+	return err.Error()
+}
+
+func jsonKind(k string) string {
+	switch k {
+	case "int64", "int", "int32":
+		return "an integer"
+	case "string":
+		return "a string"
+	case "map", "struct", "ptr":
+		return "an object"
+	}
+	return k
+}

@@ -1,0 +1,296 @@
+// Package config loads, defaults and validates the gateway's configuration
+// file (pipecore.yaml).
+//
+// Load and Parse are strict: an unknown key, a value of the wrong type or a
+// reference to an unset environment variable is an error that names the
+// offending path and line, and every problem in a file is reported at once.
+// The zero value of every field means its documented default; Parse applies
+// the defaults and runs Validate. Checks that need the installed plugins'
+// descriptions live in ValidateProviders.
+//
+// Credentials and API keys never appear in an error message; Redacted and
+// the String, Format and LogValue methods print them in redacted form.
+package config
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"maps"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Defaults applied by Parse to zero-valued fields.
+const (
+	defaultListen       = "127.0.0.1:8080"
+	defaultDataDir      = "./data"
+	defaultPluginsDir   = "./bin/plugins"
+	defaultLogLevel     = "info"
+	defaultLogFormat    = "json"
+	defaultReadTimeout  = 30 * time.Second
+	defaultWriteTimeout = 30 * time.Second
+	defaultIdleTimeout  = 120 * time.Second
+	defaultMaxBodyBytes = 1 << 20
+	defaultCallTimeout  = 30 * time.Second
+	defaultStartTimeout = 10 * time.Second
+)
+
+// MinAPIKeyLength is the minimum length, in characters, of a tenant API key
+// configured in clear text: a key must carry at least 32 random bytes' worth
+// of entropy (`pipecore keygen` prints 51-character keys).
+const MinAPIKeyLength = 32
+
+// HashedKeyPrefix starts an API key configured by its hash:
+// "sha256:" followed by 64 lowercase hex digits.
+const HashedKeyPrefix = "sha256:"
+
+// redacted replaces every credential value in printed configuration.
+const redacted = "[redacted]"
+
+// Config is the whole gateway configuration. The zero value of each field
+// means the default documented on it. A Config is not safe for concurrent
+// mutation; treat it as read-only once loaded.
+type Config struct {
+	// Listen is the host:port of the HTTP server. Default "127.0.0.1:8080".
+	Listen string `yaml:"listen"`
+	// PublicURL is the absolute http(s) URL under which providers and
+	// browsers reach the gateway (webhook and return URLs are built from
+	// it). Default "http://" + Listen.
+	PublicURL string `yaml:"public_url"`
+	// DataDir holds the embedded database. Default "./data". A relative
+	// path is relative to the process working directory, not to the
+	// config file, so that `make run` from the repository root works.
+	DataDir string `yaml:"data_dir"`
+	// PluginsDir holds the pipecore-plugin-* binaries. Default
+	// "./bin/plugins", relative to the working directory like DataDir.
+	PluginsDir string `yaml:"plugins_dir"`
+	// Log configures the structured logger.
+	Log Log `yaml:"log"`
+	// HTTP bounds the HTTP server.
+	HTTP HTTP `yaml:"http"`
+	// Plugins bounds calls to plugin processes.
+	Plugins Plugins `yaml:"plugins"`
+	// Tenants maps a tenant id to its configuration.
+	Tenants map[string]Tenant `yaml:"tenants"`
+
+	source string         // file name errors are reported against
+	lines  map[string]int // path → line, for messages
+}
+
+// Log configures logging.
+type Log struct {
+	// Level is debug, info, warn or error. Default info.
+	Level string `yaml:"level"`
+	// Format is json or text. Default json.
+	Format string `yaml:"format"`
+}
+
+// HTTP configures the HTTP server.
+type HTTP struct {
+	// ReadTimeout bounds reading a whole request. Default 30s.
+	ReadTimeout Duration `yaml:"read_timeout"`
+	// WriteTimeout bounds writing a response. Default 30s.
+	WriteTimeout Duration `yaml:"write_timeout"`
+	// IdleTimeout bounds an idle keep-alive connection. Default 120s.
+	IdleTimeout Duration `yaml:"idle_timeout"`
+	// MaxBodyBytes caps a request body. Default 1 MiB (1048576).
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+}
+
+// Plugins configures the plugin host.
+type Plugins struct {
+	// CallTimeout bounds one call into a plugin. Default 30s.
+	CallTimeout Duration `yaml:"call_timeout"`
+	// StartTimeout bounds launching a plugin process. Default 10s.
+	StartTimeout Duration `yaml:"start_timeout"`
+}
+
+// Tenant is one gateway customer.
+type Tenant struct {
+	// APIKeys authenticate the tenant's backend. Each is either a plain key
+	// of at least MinAPIKeyLength characters (typically "${ENV_VAR}") or
+	// "sha256:" followed by the 64 lowercase hex digits of the key's
+	// SHA-256. Several keys allow rotation.
+	APIKeys []string `yaml:"api_keys"`
+	// Defaults maps a capability (payments, delivery, messaging) to the
+	// enabled provider used when a request names none.
+	Defaults map[string]string `yaml:"defaults"`
+	// Providers maps a provider (plugin) name to its per-tenant setup.
+	Providers map[string]Provider `yaml:"providers"`
+}
+
+// Provider is a tenant's setup of one provider plugin.
+type Provider struct {
+	// Enabled nil means true: listing a provider enables it unless it says
+	// enabled: false.
+	Enabled *bool `yaml:"enabled,omitempty"`
+	// Settings are the plugin's non-secret fields, plus base_url.
+	Settings map[string]string `yaml:"settings"`
+	// Credentials are the plugin's secret fields.
+	Credentials map[string]string `yaml:"credentials"`
+}
+
+// IsEnabled reports whether the provider is enabled: Enabled is nil or true.
+func (p Provider) IsEnabled() bool { return p.Enabled == nil || *p.Enabled }
+
+// Duration is a time.Duration written as in Go, e.g. "30s" or "2m".
+type Duration time.Duration
+
+// Duration returns d as a time.Duration.
+func (d Duration) Duration() time.Duration { return time.Duration(d) }
+
+// String formats d like time.Duration.
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// MarshalText encodes d like time.Duration.String.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// UnmarshalText parses a Go duration such as "30s". A bare number has no
+// unit and is rejected.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("invalid duration %q (write a number with a unit, e.g. \"30s\" or \"2m\")", truncate(string(b)))
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// setDefaults replaces zero values with the documented defaults and cleans
+// the directory paths.
+func (c *Config) setDefaults() {
+	if c.Listen == "" {
+		c.Listen = defaultListen
+	}
+	if c.PublicURL == "" {
+		c.PublicURL = "http://" + c.Listen
+	}
+	if c.DataDir == "" {
+		c.DataDir = defaultDataDir
+	}
+	c.DataDir = filepath.Clean(c.DataDir)
+	if c.PluginsDir == "" {
+		c.PluginsDir = defaultPluginsDir
+	}
+	c.PluginsDir = filepath.Clean(c.PluginsDir)
+	if c.Log.Level == "" {
+		c.Log.Level = defaultLogLevel
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = defaultLogFormat
+	}
+	setDuration(&c.HTTP.ReadTimeout, defaultReadTimeout)
+	setDuration(&c.HTTP.WriteTimeout, defaultWriteTimeout)
+	setDuration(&c.HTTP.IdleTimeout, defaultIdleTimeout)
+	if c.HTTP.MaxBodyBytes == 0 {
+		c.HTTP.MaxBodyBytes = defaultMaxBodyBytes
+	}
+	setDuration(&c.Plugins.CallTimeout, defaultCallTimeout)
+	setDuration(&c.Plugins.StartTimeout, defaultStartTimeout)
+}
+
+func setDuration(d *Duration, def time.Duration) {
+	if *d == 0 {
+		*d = Duration(def)
+	}
+}
+
+// Redacted returns a deep copy of c that is safe to print: every non-empty
+// credential value is replaced by "[redacted]", every plain API key by its
+// "sha256:<hex>" form, and Enabled is made explicit. Settings are copied as
+// they are; ValidateProviders rejects a credential placed among them.
+func (c *Config) Redacted() *Config {
+	out := *c
+	out.lines = nil
+	if c.Tenants == nil {
+		return &out
+	}
+	out.Tenants = make(map[string]Tenant, len(c.Tenants))
+	for id, t := range c.Tenants {
+		out.Tenants[id] = t.redacted()
+	}
+	return &out
+}
+
+func (t Tenant) redacted() Tenant {
+	out := Tenant{Defaults: maps.Clone(t.Defaults)}
+	if t.APIKeys != nil {
+		out.APIKeys = make([]string, len(t.APIKeys))
+		for i, k := range t.APIKeys {
+			out.APIKeys[i] = keyHash(k)
+		}
+	}
+	if t.Providers != nil {
+		out.Providers = make(map[string]Provider, len(t.Providers))
+		for name, p := range t.Providers {
+			out.Providers[name] = p.redacted()
+		}
+	}
+	return out
+}
+
+func (p Provider) redacted() Provider {
+	enabled := p.IsEnabled()
+	out := Provider{Enabled: &enabled, Settings: maps.Clone(p.Settings)}
+	if p.Credentials != nil {
+		out.Credentials = make(map[string]string, len(p.Credentials))
+		for k, v := range p.Credentials {
+			if v != "" {
+				v = redacted
+			}
+			out.Credentials[k] = v
+		}
+	}
+	return out
+}
+
+// keyHash returns the "sha256:<hex>" form of an API key as configured: a
+// hashed key is returned lowercased, a plain key is hashed.
+func keyHash(key string) string {
+	if strings.HasPrefix(key, HashedKeyPrefix) {
+		return strings.ToLower(key)
+	}
+	sum := sha256.Sum256([]byte(key))
+	return HashedKeyPrefix + hex.EncodeToString(sum[:])
+}
+
+// String returns the redacted configuration as YAML.
+func (c Config) String() string { return toYAML(c.Redacted()) }
+
+// Format prints the redacted configuration for every verb, so that no fmt
+// verb can print a credential.
+func (c Config) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(c.String())) }
+
+// LogValue logs the redacted configuration.
+func (c Config) LogValue() slog.Value { return slog.StringValue(c.String()) }
+
+// String returns the redacted tenant as YAML.
+func (t Tenant) String() string { return toYAML(t.redacted()) }
+
+// Format prints the redacted tenant for every verb.
+func (t Tenant) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(t.String())) }
+
+// LogValue logs the redacted tenant.
+func (t Tenant) LogValue() slog.Value { return slog.StringValue(t.String()) }
+
+// String returns the redacted provider setup as YAML.
+func (p Provider) String() string { return toYAML(p.redacted()) }
+
+// Format prints the redacted provider setup for every verb.
+func (p Provider) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(p.String())) }
+
+// LogValue logs the redacted provider setup.
+func (p Provider) LogValue() slog.Value { return slog.StringValue(p.String()) }
+
+func toYAML(v any) string {
+	b, err := yaml.Marshal(v)
+	if err != nil {
+		return "<unprintable config: " + err.Error() + ">"
+	}
+	return string(b)
+}

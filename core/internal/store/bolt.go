@@ -1,0 +1,864 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+)
+
+// SchemaVersion is the bbolt layout this build reads and writes.
+const SchemaVersion = 1
+
+// Bucket names. Every value is JSON unless said otherwise.
+var (
+	bucketMeta        = []byte("meta")                   // schema_version, open marker
+	bucketPayments    = []byte("payments")               // lp(tenant) lp(id) → Payment
+	bucketByProvider  = []byte("payments_by_provider")   // lp(provider) lp(provider id) → payments key
+	bucketIdem        = []byte("idempotency")            // lp(tenant) lp(scope) lp(key) → IdemRecord
+	bucketIdemCreated = []byte("idempotency_by_created") // be64(created µs) idempotency key → empty
+	bucketAudit       = []byte("audit")                  // tenant (bucket) → be64(seq) → AuditRecord
+
+	keySchemaVersion = []byte("schema_version") // decimal ASCII
+	keyOpen          = []byte("open")           // present while a process has the file open
+)
+
+var dataBuckets = [][]byte{bucketPayments, bucketByProvider, bucketIdem, bucketIdemCreated, bucketAudit}
+
+// BoltOptions configures OpenBolt. The zero value means the documented
+// defaults.
+type BoltOptions struct {
+	// Timeout is how long OpenBolt waits for the file lock another process
+	// holds before failing with ErrLocked. Zero means 1s.
+	Timeout time.Duration
+	// Logger receives start-up and recovery messages. Nil discards them.
+	Logger *slog.Logger
+	// BatchDelay is the longest a write waits for others to share its
+	// commit (bbolt MaxBatchDelay). Zero means 1ms.
+	BatchDelay time.Duration
+	// BatchSize is how many writes a commit takes at most before it starts
+	// at once (bbolt MaxBatchSize). Zero means 256.
+	BatchSize int
+}
+
+func (o *BoltOptions) setDefaults() {
+	if o.Timeout == 0 {
+		o.Timeout = time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.BatchDelay == 0 {
+		o.BatchDelay = time.Millisecond
+	}
+	if o.BatchSize == 0 {
+		o.BatchSize = 256
+	}
+}
+
+// Validate rejects negative settings.
+func (o BoltOptions) Validate() error {
+	if o.Timeout < 0 || o.BatchDelay < 0 || o.BatchSize < 0 {
+		return fmt.Errorf("%w: negative bolt option", ErrInvalid)
+	}
+	return nil
+}
+
+// Bolt is the Store on a single bbolt file. One process at a time owns the
+// file (an exclusive flock); every commit is fsynced before the method that
+// made it returns, and concurrent writes share commits (db.Batch).
+type Bolt struct {
+	db     *bolt.DB
+	path   string
+	log    *slog.Logger
+	closed atomic.Bool
+}
+
+var _ Store = (*Bolt)(nil)
+
+// lockedError is returned when the file lock cannot be taken in time.
+type lockedError struct {
+	path string
+	err  error
+}
+
+func (e *lockedError) Error() string {
+	return "store: another process holds " + e.path + " (is another gateway running?)"
+}
+
+func (e *lockedError) Unwrap() []error { return []error{ErrLocked, e.err} }
+
+// OpenBolt opens (creating if needed) the database at path: the parent
+// directory with mode 0700, the file with 0600. It fails with an error
+// wrapping ErrLocked when another process holds the file for longer than
+// opts.Timeout, and with ErrSchema when the file was written by a newer build.
+// After an unclean shutdown it runs bbolt's consistency check and refuses a
+// damaged file.
+func OpenBolt(path string, opts BoltOptions) (*Bolt, error) {
+	opts.setDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	if path == "" {
+		return nil, fmt.Errorf("%w: empty database path", ErrInvalid)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("store: create directory: %w", err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout:         opts.Timeout,
+		NoSync:          false,
+		NoGrowSync:      false,
+		InitialMmapSize: 64 << 20,
+		FreelistType:    bolt.FreelistMapType,
+	})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, &lockedError{path: path, err: err}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	// Set before the DB is shared: bbolt reads these without a lock, and a
+	// zero MaxBatchSize would commit every call on its own.
+	db.MaxBatchDelay = opts.BatchDelay
+	db.MaxBatchSize = opts.BatchSize
+	if db.NoSync || db.NoGrowSync {
+		_ = db.Close()
+		return nil, errors.New("store: bbolt opened without fsync")
+	}
+	b := &Bolt{db: db, path: path, log: opts.Logger}
+	if err := b.init(); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+// init creates or checks the schema and marks the file open. A file that was
+// still marked open was not closed cleanly, and is checked.
+func (b *Bolt) init() error {
+	var unclean bool
+	err := b.db.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if meta == nil {
+			var other bool
+			_ = tx.ForEach(func([]byte, *bolt.Bucket) error { other = true; return nil })
+			if other {
+				return fmt.Errorf("%w: %s is not a PipeCore database (no meta bucket)", ErrSchema, b.path)
+			}
+			var err error
+			if meta, err = tx.CreateBucket(bucketMeta); err != nil {
+				return err
+			}
+			if err := meta.Put(keySchemaVersion, []byte(strconv.Itoa(SchemaVersion))); err != nil {
+				return err
+			}
+		}
+		v, err := strconv.Atoi(string(meta.Get(keySchemaVersion)))
+		switch {
+		case err != nil || v < 1:
+			return fmt.Errorf("%w: %s has a malformed schema_version %q", ErrSchema, b.path, meta.Get(keySchemaVersion))
+		case v > SchemaVersion:
+			return fmt.Errorf("%w: %s has schema version %d, newer than this build supports (%d); run a newer gateway", ErrSchema, b.path, v, SchemaVersion)
+		}
+		for _, name := range dataBuckets {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		unclean = meta.Get(keyOpen) != nil
+		return meta.Put(keyOpen, []byte(strconv.Itoa(os.Getpid())))
+	})
+	if err != nil {
+		if errors.Is(err, ErrSchema) {
+			return err
+		}
+		return fmt.Errorf("store: initialise %s: %w", b.path, err)
+	}
+	if unclean {
+		b.log.Warn("store: database was not closed cleanly; checking it", "path", b.path)
+		if err := b.check(); err != nil {
+			return err
+		}
+		b.log.Info("store: consistency check passed", "path", b.path)
+	}
+	b.log.Info("store: opened", "path", b.path, "schema_version", SchemaVersion)
+	return nil
+}
+
+// check runs bbolt's consistency check and reports the first few problems.
+func (b *Bolt) check() error {
+	var problems []error
+	err := b.db.View(func(tx *bolt.Tx) error {
+		for err := range tx.Check() {
+			if len(problems) < 10 {
+				problems = append(problems, err)
+			}
+		}
+		return nil
+	})
+	if err == nil && len(problems) > 0 {
+		err = errors.Join(problems...)
+	}
+	if err != nil {
+		return fmt.Errorf("store: %s failed its consistency check: %w", b.path, err)
+	}
+	return nil
+}
+
+// Path returns the database file's path.
+func (b *Bolt) Path() string { return b.path }
+
+// Close clears the open marker and releases the file. A second Close
+// returns ErrClosed.
+func (b *Bolt) Close() error {
+	if !b.closed.CompareAndSwap(false, true) {
+		return ErrClosed
+	}
+	err := b.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Delete(keyOpen) })
+	if err != nil {
+		b.log.Error("store: clear open marker", "path", b.path, "err", err)
+	}
+	if err := b.db.Close(); err != nil {
+		return fmt.Errorf("store: close %s: %w", b.path, err)
+	}
+	return nil
+}
+
+// Ping reads the schema version.
+func (b *Bolt) Ping(ctx context.Context) error {
+	if err := b.ready(ctx); err != nil {
+		return err
+	}
+	return b.view(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketMeta).Get(keySchemaVersion) == nil {
+			return fmt.Errorf("%w: schema_version missing", ErrSchema)
+		}
+		return nil
+	})
+}
+
+// ready is the common entry check of every method.
+func (b *Bolt) ready(ctx context.Context) error {
+	if b.closed.Load() {
+		return ErrClosed
+	}
+	return ctx.Err()
+}
+
+// batch runs fn in a shared, fsynced write transaction. fn may run more than
+// once and must only touch tx and (re)assign its outputs.
+func (b *Bolt) batch(fn func(*bolt.Tx) error) error {
+	return b.mapErr(b.db.Batch(fn))
+}
+
+// update runs fn in a write transaction of its own, exactly once.
+func (b *Bolt) update(fn func(*bolt.Tx) error) error {
+	return b.mapErr(b.db.Update(fn))
+}
+
+func (b *Bolt) view(fn func(*bolt.Tx) error) error {
+	return b.mapErr(b.db.View(fn))
+}
+
+func (b *Bolt) mapErr(err error) error {
+	if errors.Is(err, bolterrors.ErrDatabaseNotOpen) {
+		return ErrClosed
+	}
+	return err
+}
+
+// ---- keys
+
+// lp appends s with a uvarint length prefix, so composite keys are
+// unambiguous whatever bytes their parts hold.
+func lp(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func paymentKey(tenantID, id string) []byte {
+	return lp(lp(make([]byte, 0, len(tenantID)+len(id)+4), tenantID), id)
+}
+
+func providerKey(provider, providerPaymentID string) []byte {
+	return lp(lp(make([]byte, 0, len(provider)+len(providerPaymentID)+4), provider), providerPaymentID)
+}
+
+func idemKey(k IdemKey) []byte {
+	b := make([]byte, 0, len(k.TenantID)+len(k.Scope)+len(k.Key)+6)
+	return lp(lp(lp(b, k.TenantID), k.Scope), k.Key)
+}
+
+// timeKey is a sortable 8-byte encoding of t (µs since the epoch, sign bit
+// flipped so negative times sort first).
+func timeKey(b []byte, t time.Time) []byte {
+	return binary.BigEndian.AppendUint64(b, uint64(t.UnixMicro())^(1<<63))
+}
+
+func createdKey(t time.Time, key []byte) []byte {
+	return append(timeKey(make([]byte, 0, 8+len(key)), t), key...)
+}
+
+func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
+
+// maxKey leaves room for the index prefixes under bbolt's key size limit.
+const maxKey = bolt.MaxKeySize - 64
+
+func checkKey(what string, k []byte) error {
+	if len(k) > maxKey {
+		return fmt.Errorf("%w: %s too long", ErrInvalid, what)
+	}
+	return nil
+}
+
+// ---- payments
+
+// CreatePayment implements Store.
+func (b *Bolt) CreatePayment(ctx context.Context, p Payment) error {
+	if err := b.ready(ctx); err != nil {
+		return err
+	}
+	if p.TenantID == "" || p.ID == "" {
+		return fmt.Errorf("%w: payment needs a tenant and an id", ErrInvalid)
+	}
+	pk := paymentKey(p.TenantID, p.ID)
+	if err := checkKey("payment id", pk); err != nil {
+		return err
+	}
+	var xk []byte
+	if p.ProviderPaymentID != "" {
+		xk = providerKey(p.Provider, p.ProviderPaymentID)
+		if err := checkKey("provider payment id", xk); err != nil {
+			return err
+		}
+	}
+	if p.CreatedAt.IsZero() {
+		p.CreatedAt = time.Now()
+	}
+	if p.UpdatedAt.IsZero() {
+		p.UpdatedAt = p.CreatedAt
+	}
+	p.CreatedAt, p.UpdatedAt = normTime(p.CreatedAt), normTime(p.UpdatedAt)
+	val, err := json.Marshal(p)
+	if err != nil {
+		return fmt.Errorf("store: encode payment: %w", err)
+	}
+
+	var outcome error
+	err = b.batch(func(tx *bolt.Tx) error {
+		outcome = nil
+		pb, xb := tx.Bucket(bucketPayments), tx.Bucket(bucketByProvider)
+		if pb.Get(pk) != nil {
+			outcome = fmt.Errorf("%w: payment %s", ErrExists, p.ID)
+			return nil
+		}
+		if xk != nil {
+			if xb.Get(xk) != nil {
+				outcome = fmt.Errorf("%w: provider payment id %s/%s", ErrExists, p.Provider, p.ProviderPaymentID)
+				return nil
+			}
+			if err := xb.Put(xk, pk); err != nil {
+				return err
+			}
+		}
+		return pb.Put(pk, val)
+	})
+	if err != nil {
+		return fmt.Errorf("store: create payment: %w", err)
+	}
+	return outcome
+}
+
+// GetPayment implements Store.
+func (b *Bolt) GetPayment(ctx context.Context, tenantID, id string) (Payment, error) {
+	if err := b.ready(ctx); err != nil {
+		return Payment{}, err
+	}
+	var p Payment
+	err := b.view(func(tx *bolt.Tx) error {
+		return getPayment(tx, paymentKey(tenantID, id), &p)
+	})
+	return p, err
+}
+
+func getPayment(tx *bolt.Tx, pk []byte, p *Payment) error {
+	v := tx.Bucket(bucketPayments).Get(pk)
+	if v == nil {
+		return ErrNotFound
+	}
+	if err := json.Unmarshal(v, p); err != nil {
+		return fmt.Errorf("store: decode payment: %w", err)
+	}
+	return nil
+}
+
+// UpdatePayment implements Store. fn runs inside a shared write transaction
+// and may run more than once (see Store).
+func (b *Bolt) UpdatePayment(ctx context.Context, tenantID, id string, fn func(*Payment) error) (Payment, error) {
+	if err := b.ready(ctx); err != nil {
+		return Payment{}, err
+	}
+	pk := paymentKey(tenantID, id)
+	now := normTime(time.Now())
+
+	var (
+		out     Payment
+		outcome error
+	)
+	err := b.batch(func(tx *bolt.Tx) error {
+		out, outcome = Payment{}, nil
+		var p Payment
+		if err := getPayment(tx, pk, &p); err != nil {
+			if errors.Is(err, ErrNotFound) {
+				outcome = err
+				return nil
+			}
+			return err
+		}
+		old := p
+		if err := fn(&p); err != nil {
+			outcome = err
+			return nil
+		}
+		if p.TenantID != old.TenantID || p.ID != old.ID || !p.CreatedAt.Equal(old.CreatedAt) {
+			outcome = fmt.Errorf("%w: update must not change a payment's tenant, id or created_at", ErrInvalid)
+			return nil
+		}
+		p.CreatedAt, p.UpdatedAt = old.CreatedAt, now
+
+		if p.Provider != old.Provider || p.ProviderPaymentID != old.ProviderPaymentID {
+			xb := tx.Bucket(bucketByProvider)
+			var xk []byte
+			if p.ProviderPaymentID != "" {
+				xk = providerKey(p.Provider, p.ProviderPaymentID)
+				if len(xk) > maxKey {
+					outcome = fmt.Errorf("%w: provider payment id too long", ErrInvalid)
+					return nil
+				}
+				if cur := xb.Get(xk); cur != nil && !bytes.Equal(cur, pk) {
+					outcome = fmt.Errorf("%w: provider payment id %s/%s", ErrExists, p.Provider, p.ProviderPaymentID)
+					return nil
+				}
+			}
+			if old.ProviderPaymentID != "" {
+				ok := providerKey(old.Provider, old.ProviderPaymentID)
+				if bytes.Equal(xb.Get(ok), pk) {
+					if err := xb.Delete(ok); err != nil {
+						return err
+					}
+				}
+			}
+			if xk != nil {
+				if err := xb.Put(xk, pk); err != nil {
+					return err
+				}
+			}
+		}
+		val, err := json.Marshal(p)
+		if err != nil {
+			return fmt.Errorf("store: encode payment: %w", err)
+		}
+		if err := tx.Bucket(bucketPayments).Put(pk, val); err != nil {
+			return err
+		}
+		out = p
+		return nil
+	})
+	if err != nil {
+		return Payment{}, fmt.Errorf("store: update payment: %w", err)
+	}
+	if outcome != nil {
+		return Payment{}, outcome
+	}
+	return out, nil
+}
+
+// PaymentByProviderID implements Store.
+func (b *Bolt) PaymentByProviderID(ctx context.Context, provider, providerPaymentID string) (Payment, error) {
+	if err := b.ready(ctx); err != nil {
+		return Payment{}, err
+	}
+	if providerPaymentID == "" {
+		return Payment{}, ErrNotFound
+	}
+	var p Payment
+	err := b.view(func(tx *bolt.Tx) error {
+		pk := tx.Bucket(bucketByProvider).Get(providerKey(provider, providerPaymentID))
+		if pk == nil {
+			return ErrNotFound
+		}
+		return getPayment(tx, pk, &p)
+	})
+	return p, err
+}
+
+// ---- idempotency
+
+func validIdemKey(k IdemKey) error {
+	if k.TenantID == "" || k.Scope == "" || k.Key == "" {
+		return fmt.Errorf("%w: idempotency key needs a tenant, scope and key", ErrInvalid)
+	}
+	return checkKey("idempotency key", idemKey(k))
+}
+
+func getIdem(b *bolt.Bucket, k []byte) (IdemRecord, bool, error) {
+	v := b.Get(k)
+	if v == nil {
+		return IdemRecord{}, false, nil
+	}
+	var r IdemRecord
+	if err := json.Unmarshal(v, &r); err != nil {
+		return IdemRecord{}, false, fmt.Errorf("store: decode idempotency record: %w", err)
+	}
+	return r, true, nil
+}
+
+func putIdem(b *bolt.Bucket, k []byte, r IdemRecord) error {
+	v, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("store: encode idempotency record: %w", err)
+	}
+	return b.Put(k, v)
+}
+
+// BeginIdempotent implements Store.
+func (b *Bolt) BeginIdempotent(ctx context.Context, key IdemKey, requestHash, newOperationID string, now time.Time, ttl, lease time.Duration) (IdemRecord, IdemOutcome, error) {
+	if err := b.ready(ctx); err != nil {
+		return IdemRecord{}, 0, err
+	}
+	if err := validIdemKey(key); err != nil {
+		return IdemRecord{}, 0, err
+	}
+	if newOperationID == "" || ttl <= 0 || lease <= 0 {
+		return IdemRecord{}, 0, fmt.Errorf("%w: idempotency needs an operation id and a positive ttl and lease", ErrInvalid)
+	}
+	k := idemKey(key)
+	now = normTime(now)
+
+	var (
+		rec     IdemRecord
+		outcome IdemOutcome
+	)
+	err := b.batch(func(tx *bolt.Tx) error {
+		ib, cb := tx.Bucket(bucketIdem), tx.Bucket(bucketIdemCreated)
+		cur, found, err := getIdem(ib, k)
+		if err != nil {
+			return err
+		}
+		switch {
+		case !found || !cur.CreatedAt.Add(ttl).After(now):
+			if found {
+				if err := cb.Delete(createdKey(cur.CreatedAt, k)); err != nil {
+					return err
+				}
+			}
+			cur = IdemRecord{
+				Key:         key,
+				RequestHash: requestHash,
+				State:       IdemStateInFlight,
+				OperationID: newOperationID,
+				CreatedAt:   now,
+				UpdatedAt:   now,
+			}
+			if err := cb.Put(createdKey(now, k), []byte{}); err != nil {
+				return err
+			}
+			outcome = IdemNew
+		case cur.RequestHash != requestHash:
+			rec, outcome = cur, IdemMismatch
+			return nil
+		case cur.State == IdemStateCompleted:
+			rec, outcome = cur, IdemReplay
+			return nil
+		case cur.State == IdemStateInFlight && cur.UpdatedAt.Add(lease).After(now):
+			rec, outcome = cur, IdemInFlight
+			return nil
+		default: // a stale lease, or released: reclaim under the same operation id
+			cur.State, cur.UpdatedAt, cur.Response = IdemStateInFlight, now, nil
+			outcome = IdemNew
+		}
+		if err := putIdem(ib, k, cur); err != nil {
+			return err
+		}
+		rec = cur
+		return nil
+	})
+	if err != nil {
+		return IdemRecord{}, 0, fmt.Errorf("store: begin idempotent: %w", err)
+	}
+	return rec, outcome, nil
+}
+
+// CompleteIdempotent implements Store.
+func (b *Bolt) CompleteIdempotent(ctx context.Context, key IdemKey, resp StoredResponse, now time.Time) error {
+	return b.finishIdem(ctx, key, now, func(r *IdemRecord) bool {
+		r.State, r.Response = IdemStateCompleted, &resp
+		return true
+	})
+}
+
+// ReleaseIdempotent implements Store.
+func (b *Bolt) ReleaseIdempotent(ctx context.Context, key IdemKey, now time.Time) error {
+	return b.finishIdem(ctx, key, now, func(r *IdemRecord) bool {
+		if r.State == IdemStateCompleted {
+			return false // the stored response stays authoritative
+		}
+		r.State = IdemStateReleased
+		return true
+	})
+}
+
+// finishIdem applies change to the stored record and, when change reports a
+// change, sets UpdatedAt and writes it.
+func (b *Bolt) finishIdem(ctx context.Context, key IdemKey, now time.Time, change func(*IdemRecord) bool) error {
+	if err := b.ready(ctx); err != nil {
+		return err
+	}
+	if err := validIdemKey(key); err != nil {
+		return err
+	}
+	k := idemKey(key)
+	now = normTime(now)
+	var outcome error
+	err := b.batch(func(tx *bolt.Tx) error {
+		outcome = nil
+		ib := tx.Bucket(bucketIdem)
+		r, found, err := getIdem(ib, k)
+		if err != nil {
+			return err
+		}
+		if !found {
+			outcome = ErrNotFound
+			return nil
+		}
+		if !change(&r) {
+			return nil
+		}
+		r.UpdatedAt = now
+		return putIdem(ib, k, r)
+	})
+	if err != nil {
+		return fmt.Errorf("store: finish idempotent: %w", err)
+	}
+	return outcome
+}
+
+// SweepIdempotent implements Store. It deletes in transactions of at most
+// sweepChunk records so that no single commit grows without bound.
+func (b *Bolt) SweepIdempotent(ctx context.Context, before time.Time) (int, error) {
+	const sweepChunk = 1000
+	if err := b.ready(ctx); err != nil {
+		return 0, err
+	}
+	limit := timeKey(nil, normTime(before))
+	total := 0
+	for {
+		if err := ctx.Err(); err != nil {
+			return total, err
+		}
+		n, more := 0, false
+		err := b.update(func(tx *bolt.Tx) error {
+			n, more = 0, false
+			ib, cb := tx.Bucket(bucketIdem), tx.Bucket(bucketIdemCreated)
+			var index [][]byte
+			c := cb.Cursor()
+			for ck, _ := c.First(); ck != nil && bytes.Compare(ck[:8], limit) < 0; ck, _ = c.Next() {
+				if len(index) == sweepChunk {
+					more = true
+					break
+				}
+				index = append(index, bytes.Clone(ck))
+			}
+			for _, ck := range index {
+				if err := cb.Delete(ck); err != nil {
+					return err
+				}
+				k := ck[8:]
+				r, found, err := getIdem(ib, k)
+				if err != nil {
+					return err
+				}
+				// The index entry may be stale if the record was renewed;
+				// only a record that is itself old enough goes.
+				if found && bytes.Equal(timeKey(nil, r.CreatedAt), ck[:8]) {
+					if err := ib.Delete(k); err != nil {
+						return err
+					}
+					n++
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return total, fmt.Errorf("store: sweep idempotency: %w", err)
+		}
+		total += n
+		if !more {
+			return total, nil
+		}
+	}
+}
+
+// ---- audit
+
+// AppendAudit implements Store. The stored value omits ID and Seq: both
+// follow from the key.
+func (b *Bolt) AppendAudit(ctx context.Context, r AuditRecord) (AuditRecord, error) {
+	if err := b.ready(ctx); err != nil {
+		return AuditRecord{}, err
+	}
+	if r.TenantID == "" {
+		return AuditRecord{}, fmt.Errorf("%w: audit record needs a tenant", ErrInvalid)
+	}
+	if len(r.TenantID) > maxKey {
+		return AuditRecord{}, fmt.Errorf("%w: tenant id too long", ErrInvalid)
+	}
+	if r.Time.IsZero() {
+		r.Time = time.Now()
+	}
+	r.Time = normTime(r.Time)
+	r.ID, r.Seq = "", 0
+	val, err := json.Marshal(r)
+	if err != nil {
+		return AuditRecord{}, fmt.Errorf("store: encode audit record: %w", err)
+	}
+	tenant := []byte(r.TenantID)
+
+	var seq uint64
+	err = b.batch(func(tx *bolt.Tx) error {
+		tb, err := tx.Bucket(bucketAudit).CreateBucketIfNotExists(tenant)
+		if err != nil {
+			return err
+		}
+		tb.FillPercent = 1 // append-only: keep leaves full
+		if seq, err = tb.NextSequence(); err != nil {
+			return err
+		}
+		return tb.Put(seqKey(seq), val)
+	})
+	if err != nil {
+		return AuditRecord{}, fmt.Errorf("store: append audit: %w", err)
+	}
+	r.Seq, r.ID = seq, AuditID(seq)
+	return r, nil
+}
+
+// Audit cursors: base64url of a version byte and the big-endian sequence
+// number of the last record returned.
+const auditCursorVersion = 1
+
+func encodeAuditCursor(seq uint64) string {
+	b := binary.BigEndian.AppendUint64([]byte{auditCursorVersion}, seq)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeAuditCursor(s string) (uint64, error) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || len(b) != 9 || b[0] != auditCursorVersion {
+		return 0, fmt.Errorf("%w: malformed cursor", ErrInvalidQuery)
+	}
+	seq := binary.BigEndian.Uint64(b[1:])
+	if seq == 0 {
+		return 0, fmt.Errorf("%w: malformed cursor", ErrInvalidQuery)
+	}
+	return seq, nil
+}
+
+// auditFilter is the part of a record ListAudit filters on; decoding only it
+// skips the payloads of records that do not match.
+type auditFilter struct {
+	Provider string `json:"provider"`
+	Action   string `json:"action"`
+	Status   string `json:"status"`
+}
+
+// ListAudit implements Store. Filtering walks the tenant's log newest first,
+// so a filter that matches rarely reads far.
+func (b *Bolt) ListAudit(ctx context.Context, tenantID string, q AuditQuery) ([]AuditRecord, string, error) {
+	if err := b.ready(ctx); err != nil {
+		return nil, "", err
+	}
+	if err := q.Validate(); err != nil {
+		return nil, "", err
+	}
+	limit := q.Limit
+	if limit == 0 {
+		limit = DefaultAuditLimit
+	}
+	var below uint64 // list records with seq < below; 0: from the newest
+	if q.Cursor != "" {
+		var err error
+		if below, err = decodeAuditCursor(q.Cursor); err != nil {
+			return nil, "", err
+		}
+	}
+	out := []AuditRecord{}
+	more := false
+	err := b.view(func(tx *bolt.Tx) error {
+		if tenantID == "" {
+			return nil
+		}
+		tb := tx.Bucket(bucketAudit).Bucket([]byte(tenantID))
+		if tb == nil {
+			return nil
+		}
+		c := tb.Cursor()
+		var k, v []byte
+		if below == 0 {
+			k, v = c.Last()
+		} else if k, _ = c.Seek(seqKey(below)); k == nil {
+			k, v = c.Last()
+		} else {
+			k, v = c.Prev()
+		}
+		for ; k != nil; k, v = c.Prev() {
+			if v == nil || len(k) != 8 {
+				continue
+			}
+			if q.Provider != "" || q.Action != "" || q.Status != "" {
+				var f auditFilter
+				if err := json.Unmarshal(v, &f); err != nil {
+					return fmt.Errorf("store: decode audit record: %w", err)
+				}
+				if (q.Provider != "" && f.Provider != q.Provider) ||
+					(q.Action != "" && f.Action != q.Action) ||
+					(q.Status != "" && f.Status != q.Status) {
+					continue
+				}
+			}
+			if len(out) == limit {
+				more = true
+				return nil
+			}
+			var r AuditRecord
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("store: decode audit record: %w", err)
+			}
+			r.Seq = binary.BigEndian.Uint64(k)
+			r.ID = AuditID(r.Seq)
+			out = append(out, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	next := ""
+	if more {
+		next = encodeAuditCursor(out[len(out)-1].Seq)
+	}
+	return out, next, nil
+}
