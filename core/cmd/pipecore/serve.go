@@ -72,9 +72,10 @@ func boot(ctx context.Context, path string, withStore bool) (g *gateway, err err
 		return nil, configError(err)
 	}
 	g = &gateway{cfg: cfg, log: log}
+	opened := g
 	defer func() {
 		if err != nil {
-			g.close()
+			opened.close()
 		}
 	}()
 	if withStore {

@@ -1,6 +1,7 @@
 package httpserver
 
 import (
+	"bytes"
 	"encoding/json"
 
 	"github.com/valyala/fasthttp"
@@ -8,12 +9,14 @@ import (
 
 // WriteJSON writes v as the JSON response with status.
 func WriteJSON(ctx *fasthttp.RequestCtx, status int, v any) {
-	body, err := json.Marshal(v)
-	if err != nil {
-		status = fasthttp.StatusInternalServerError
-		body = []byte(`{"error":{"code":"internal_error","message":"unencodable response"}}`)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		WriteRaw(ctx, fasthttp.StatusInternalServerError, []byte(`{"error":{"code":"internal_error","message":"unencodable response"}}`))
+		return
 	}
-	WriteRaw(ctx, status, body)
+	WriteRaw(ctx, status, bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
 }
 
 // WriteRaw writes an already encoded JSON body.

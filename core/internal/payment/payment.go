@@ -189,7 +189,7 @@ func (s *Service) Create(ctx context.Context, t *tenant.Tenant, opID string, in 
 	if err != nil {
 		return Result{}, err
 	}
-	now := s.cfg.Now().UTC()
+	now := s.cfg.Now().UTC().Truncate(time.Microsecond)
 	p := store.Payment{
 		ID: id, TenantID: t.ID, Provider: in.Provider, ProviderPaymentID: got.ID,
 		Amount: in.Amount, Currency: in.Currency, Reference: in.Reference, Description: in.Description,
@@ -293,7 +293,7 @@ func (s *Service) load(ctx context.Context, t *tenant.Tenant, id string) (store.
 func (s *Service) update(ctx context.Context, t *tenant.Tenant, id string, fn func(*store.Payment)) (store.Payment, error) {
 	p, err := s.cfg.Store.UpdatePayment(ctx, t.ID, id, func(p *store.Payment) error {
 		fn(p)
-		p.UpdatedAt = s.cfg.Now().UTC()
+		p.UpdatedAt = s.cfg.Now().UTC().Truncate(time.Microsecond)
 		return nil
 	})
 	if err != nil {
