@@ -364,3 +364,18 @@ func TestBadConfigFailsClearly(t *testing.T) {
 		})
 	}
 }
+
+// TestSecondGatewayOnSameDataDir: the bbolt file is locked by the first
+// gateway; the second fails at start with a message saying so.
+func TestSecondGatewayOnSameDataDir(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	startGateway(t, dir, gatewayConfig(freeAddr(), data, copyPlugins(t), stripeMockURL))
+	second := runGateway(t, t.TempDir(), gatewayConfig(freeAddr(), data, copyPlugins(t), stripeMockURL))
+	if code := second.wait(20 * time.Second); code == 0 {
+		t.Fatal("second gateway on the same data dir exited 0")
+	}
+	if out := second.logs.String(); !strings.Contains(out, "another process holds") || !strings.Contains(out, "pipecore.db") {
+		t.Fatalf("second gateway's error does not explain the lock:\n%s", out)
+	}
+}
