@@ -29,12 +29,11 @@ import (
 var binDir string
 
 func TestMain(m *testing.M) {
-	code, err := setup()
-	if err != nil {
+	if err := setup(); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e setup:", err)
 		os.Exit(1)
 	}
-	code = m.Run()
+	code := m.Run()
 	teardown()
 	os.Exit(code)
 }
@@ -42,7 +41,7 @@ func TestMain(m *testing.M) {
 var stripeMockCmd *exec.Cmd
 var stripeMockURL string
 
-func setup() (int, error) {
+func setup() error {
 	_, file, _, _ := runtime.Caller(0)
 	root := filepath.Dir(filepath.Dir(file))
 	binDir = os.Getenv("PIPECORE_BIN")
@@ -50,17 +49,17 @@ func setup() (int, error) {
 		// Not run through make: build the real binaries ourselves.
 		dir, err := os.MkdirTemp("", "pipecore-e2e-bin")
 		if err != nil {
-			return 1, err
+			return err
 		}
 		cmd := exec.Command("make", "-C", root, "build", "BIN="+dir)
 		if out, err := cmd.CombinedOutput(); err != nil {
-			return 1, fmt.Errorf("make build: %v\n%s", err, out)
+			return fmt.Errorf("make build: %v\n%s", err, out)
 		}
 		binDir = dir
 	}
 	for _, p := range []string{"pipecore", "plugins/pipecore-plugin-stripe", "plugins/SHA256SUMS"} {
 		if _, err := os.Stat(filepath.Join(binDir, p)); err != nil {
-			return 1, fmt.Errorf("%s missing in %s: run make build", p, binDir)
+			return fmt.Errorf("%s missing in %s: run make build", p, binDir)
 		}
 	}
 	mock := os.Getenv("STRIPE_MOCK")
@@ -69,20 +68,20 @@ func setup() (int, error) {
 		mock = filepath.Join(strings.TrimSpace(string(gopath)), "bin", "stripe-mock")
 	}
 	if _, err := os.Stat(mock); err != nil {
-		return 1, fmt.Errorf("stripe-mock not installed at %s: run make test (it installs github.com/stripe/stripe-mock@v0.203.0)", mock)
+		return fmt.Errorf("stripe-mock not installed at %s: run make test (it installs github.com/stripe/stripe-mock@v0.203.0)", mock)
 	}
 	httpAddr, httpsAddr := freeAddr(), freeAddr()
 	stripeMockCmd = exec.Command(mock, "-http-addr", httpAddr, "-https-addr", httpsAddr)
 	stripeMockCmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := stripeMockCmd.Start(); err != nil {
-		return 1, err
+		return err
 	}
 	stripeMockURL = "http://" + httpAddr
 	if err := waitTCP(httpAddr, 15*time.Second); err != nil {
 		teardown()
-		return 1, fmt.Errorf("stripe-mock did not start: %w", err)
+		return fmt.Errorf("stripe-mock did not start: %w", err)
 	}
-	return 0, nil
+	return nil
 }
 
 func teardown() {
