@@ -103,7 +103,10 @@ func (s *Server) Shutdown(ctx context.Context) error { return s.srv.ShutdownWith
 // errorHandler answers requests fasthttp rejects before any handler runs.
 func (s *Server) errorHandler(ctx *fasthttp.RequestCtx, err error) {
 	var netErr net.Error
+	var small *fasthttp.ErrSmallBuffer
 	switch {
+	case errors.As(err, &small):
+		WriteError(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, "headers_too_large", "request headers exceed the limit")
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
 		WriteError(ctx, fasthttp.StatusRequestEntityTooLarge, "body_too_large", "request body exceeds the limit")
 	case errors.As(err, &netErr) && netErr.Timeout(), errors.Is(err, os.ErrDeadlineExceeded):
