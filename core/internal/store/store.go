@@ -104,6 +104,9 @@ type Store interface {
 	// q, and the cursor of the next page ("" when there is none).
 	ListAudit(ctx context.Context, tenantID string, q AuditQuery) ([]AuditRecord, string, error)
 
+	// EventStore holds the event bridge: inbox, events, endpoints, outbox.
+	EventStore
+
 	// Ping reports whether the storage can serve reads.
 	Ping(ctx context.Context) error
 	// Close releases the storage. Calls after Close return ErrClosed.
@@ -234,8 +237,10 @@ type AuditQuery struct {
 	Provider string
 	Action   string
 	Status   string
-	Limit    int
-	Cursor   string // from a previous ListAudit; "" for the first page
+	// ResourceID selects the records of one resource (a payment id).
+	ResourceID string
+	Limit      int
+	Cursor     string // from a previous ListAudit; "" for the first page
 }
 
 // Audit list limits.
