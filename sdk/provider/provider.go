@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
 )
 
@@ -93,7 +94,30 @@ type WebhookSpec struct {
 	// Tolerance bounds the age of a signed timestamp. Zero means the
 	// scheme's default (300 s where the scheme signs a timestamp).
 	Tolerance time.Duration
+	// DedupKey tells core where the provider's id of a notification is, so
+	// a redelivered webhook is stored once. Each source is one of
+	// "json:<dotted.path>" (a field of the JSON body), "header:<Name>",
+	// "query:<name>" or "form:<name>" (a form-encoded body field); the
+	// values found are joined. Empty means the SHA-256 of the body: only
+	// byte-identical redeliveries are recognised.
+	DedupKey []string
+	// Handshake names a subscription handshake core answers on GET, e.g.
+	// HandshakeMeta for WhatsApp's hub.challenge. Empty means none.
+	Handshake Handshake
+	// VerifyTokenField is the Field.Name holding the token the handshake
+	// checks.
+	VerifyTokenField string
 }
+
+// Handshake is a webhook subscription handshake answered by core.
+type Handshake string
+
+// The handshakes core implements.
+const (
+	// HandshakeMeta answers GET ?hub.mode=subscribe&hub.verify_token=T&hub.challenge=C
+	// with C when T equals the tenant's verify token.
+	HandshakeMeta Handshake = "meta"
+)
 
 var namePattern = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
 
@@ -124,6 +148,20 @@ func (i Info) Validate() error {
 		f, ok := seen[w.SecretField]
 		if !ok || !f.Secret {
 			return fmt.Errorf("provider: info %s: webhook secret field %q is not a declared secret field", i.Name, w.SecretField)
+		}
+		for _, src := range w.DedupKey {
+			kind, name, ok := strings.Cut(src, ":")
+			if !ok || name == "" || (kind != "json" && kind != "header" && kind != "query" && kind != "form") {
+				return fmt.Errorf("provider: info %s: webhook dedup key source %q must be json:, header:, query: or form: followed by a name", i.Name, src)
+			}
+		}
+		if w.Handshake != "" {
+			if w.Handshake != HandshakeMeta {
+				return fmt.Errorf("provider: info %s: unknown webhook handshake %q", i.Name, w.Handshake)
+			}
+			if _, ok := seen[w.VerifyTokenField]; !ok {
+				return fmt.Errorf("provider: info %s: handshake verify token field %q is not declared", i.Name, w.VerifyTokenField)
+			}
 		}
 	}
 	return nil

@@ -384,13 +384,20 @@ func (x *Field) GetDoc() string {
 }
 
 type WebhookSpec struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Scheme        string                 `protobuf:"bytes,1,opt,name=scheme,proto3" json:"scheme,omitempty"`
-	Header        string                 `protobuf:"bytes,2,opt,name=header,proto3" json:"header,omitempty"`
-	SecretField   string                 `protobuf:"bytes,3,opt,name=secret_field,json=secretField,proto3" json:"secret_field,omitempty"`
-	ToleranceMs   int64                  `protobuf:"varint,4,opt,name=tolerance_ms,json=toleranceMs,proto3" json:"tolerance_ms,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Scheme      string                 `protobuf:"bytes,1,opt,name=scheme,proto3" json:"scheme,omitempty"`
+	Header      string                 `protobuf:"bytes,2,opt,name=header,proto3" json:"header,omitempty"`
+	SecretField string                 `protobuf:"bytes,3,opt,name=secret_field,json=secretField,proto3" json:"secret_field,omitempty"`
+	ToleranceMs int64                  `protobuf:"varint,4,opt,name=tolerance_ms,json=toleranceMs,proto3" json:"tolerance_ms,omitempty"`
+	// Where the provider's notification id is: "json:path", "header:Name",
+	// "query:name" or "form:name"; joined. Empty: SHA-256 of the body.
+	DedupKey []string `protobuf:"bytes,5,rep,name=dedup_key,json=dedupKey,proto3" json:"dedup_key,omitempty"`
+	// A subscription handshake core answers on GET ("meta"), and the field
+	// holding its verify token.
+	Handshake        string `protobuf:"bytes,6,opt,name=handshake,proto3" json:"handshake,omitempty"`
+	VerifyTokenField string `protobuf:"bytes,7,opt,name=verify_token_field,json=verifyTokenField,proto3" json:"verify_token_field,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *WebhookSpec) Reset() {
@@ -449,6 +456,27 @@ func (x *WebhookSpec) GetToleranceMs() int64 {
 		return x.ToleranceMs
 	}
 	return 0
+}
+
+func (x *WebhookSpec) GetDedupKey() []string {
+	if x != nil {
+		return x.DedupKey
+	}
+	return nil
+}
+
+func (x *WebhookSpec) GetHandshake() string {
+	if x != nil {
+		return x.Handshake
+	}
+	return ""
+}
+
+func (x *WebhookSpec) GetVerifyTokenField() string {
+	if x != nil {
+		return x.VerifyTokenField
+	}
+	return ""
 }
 
 type Info struct {
@@ -2701,12 +2729,15 @@ const file_pipecore_provider_v1_provider_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06secret\x18\x02 \x01(\bR\x06secret\x12\x1a\n" +
 	"\brequired\x18\x03 \x01(\bR\brequired\x12\x10\n" +
-	"\x03doc\x18\x04 \x01(\tR\x03doc\"\x83\x01\n" +
+	"\x03doc\x18\x04 \x01(\tR\x03doc\"\xec\x01\n" +
 	"\vWebhookSpec\x12\x16\n" +
 	"\x06scheme\x18\x01 \x01(\tR\x06scheme\x12\x16\n" +
 	"\x06header\x18\x02 \x01(\tR\x06header\x12!\n" +
 	"\fsecret_field\x18\x03 \x01(\tR\vsecretField\x12!\n" +
-	"\ftolerance_ms\x18\x04 \x01(\x03R\vtoleranceMs\"\xca\x01\n" +
+	"\ftolerance_ms\x18\x04 \x01(\x03R\vtoleranceMs\x12\x1b\n" +
+	"\tdedup_key\x18\x05 \x03(\tR\bdedupKey\x12\x1c\n" +
+	"\thandshake\x18\x06 \x01(\tR\thandshake\x12,\n" +
+	"\x12verify_token_field\x18\a \x01(\tR\x10verifyTokenField\"\xca\x01\n" +
 	"\x04Info\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12\"\n" +

@@ -62,7 +62,8 @@ func InfoPB(i provider.Info) *pb.Info {
 		out.Fields = append(out.Fields, &pb.Field{Name: f.Name, Secret: f.Secret, Required: f.Required, Doc: f.Doc})
 	}
 	if w := i.Webhook; w != nil {
-		out.Webhook = &pb.WebhookSpec{Scheme: string(w.Scheme), Header: w.Header, SecretField: w.SecretField, ToleranceMs: w.Tolerance.Milliseconds()}
+		out.Webhook = &pb.WebhookSpec{Scheme: string(w.Scheme), Header: w.Header, SecretField: w.SecretField, ToleranceMs: w.Tolerance.Milliseconds(),
+			DedupKey: w.DedupKey, Handshake: string(w.Handshake), VerifyTokenField: w.VerifyTokenField}
 	}
 	return out
 }
@@ -77,7 +78,8 @@ func InfoFrom(m *pb.Info) provider.Info {
 		out.Fields = append(out.Fields, provider.Field{Name: f.GetName(), Secret: f.GetSecret(), Required: f.GetRequired(), Doc: f.GetDoc()})
 	}
 	if w := m.GetWebhook(); w != nil {
-		out.Webhook = &provider.WebhookSpec{Scheme: provider.SignatureScheme(w.GetScheme()), Header: w.GetHeader(), SecretField: w.GetSecretField(), Tolerance: time.Duration(w.GetToleranceMs()) * time.Millisecond}
+		out.Webhook = &provider.WebhookSpec{Scheme: provider.SignatureScheme(w.GetScheme()), Header: w.GetHeader(), SecretField: w.GetSecretField(), Tolerance: time.Duration(w.GetToleranceMs()) * time.Millisecond,
+			DedupKey: w.GetDedupKey(), Handshake: provider.Handshake(w.GetHandshake()), VerifyTokenField: w.GetVerifyTokenField()}
 	}
 	return out
 }

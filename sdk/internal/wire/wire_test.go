@@ -23,8 +23,9 @@ type echo struct {
 
 func (e *echo) Info() provider.Info {
 	return provider.Info{Name: "echo", Version: "0.1.0",
-		Fields:  []provider.Field{{Name: "key", Secret: true, Required: true}, {Name: "region"}},
-		Webhook: &provider.WebhookSpec{Scheme: provider.SchemeStripe, Header: "Stripe-Signature", SecretField: "key", Tolerance: 5 * time.Minute}}
+		Fields: []provider.Field{{Name: "key", Secret: true, Required: true}, {Name: "region"}},
+		Webhook: &provider.WebhookSpec{Scheme: provider.SchemeStripe, Header: "Stripe-Signature", SecretField: "key", Tolerance: 5 * time.Minute,
+			DedupKey: []string{"json:id", "header:X-Request-Id"}, Handshake: provider.HandshakeMeta, VerifyTokenField: "region"}}
 }
 
 func (e *echo) CreatePayment(ctx context.Context, r payments.CreateRequest) (payments.Payment, error) {
