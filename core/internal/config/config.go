@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"maps"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -75,6 +76,11 @@ type Config struct {
 	HTTP HTTP `yaml:"http"`
 	// Plugins bounds calls to plugin processes.
 	Plugins Plugins `yaml:"plugins"`
+	// Webhooks bounds the provider webhook ingress.
+	Webhooks Webhooks `yaml:"webhooks"`
+	// Delivery configures the signed delivery of events to tenant
+	// endpoints.
+	Delivery Delivery `yaml:"delivery"`
 	// Tenants maps a tenant id to its configuration.
 	Tenants map[string]Tenant `yaml:"tenants"`
 
@@ -110,6 +116,60 @@ type Plugins struct {
 	StartTimeout Duration `yaml:"start_timeout"`
 }
 
+// Webhooks configures the provider webhook ingress.
+type Webhooks struct {
+	// MaxBodyBytes caps a webhook body. Default 5 MiB (5242880).
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// DedupRetention is how long a provider's event id is remembered, so a
+	// redelivery is stored once. Default 192h (8 days, longer than every
+	// provider's retry horizon).
+	DedupRetention Duration `yaml:"dedup_retention"`
+	// Workers bounds concurrent normalisation (plugin ParseWebhook calls).
+	// Default 32.
+	Workers int `yaml:"workers"`
+}
+
+// Delivery configures event delivery to tenant endpoints.
+type Delivery struct {
+	// Schedule is the delay before each attempt after the first (which is
+	// immediate). Default the Standard Webhooks schedule: 5s, 5m, 30m, 2h,
+	// 5h, 10h, 14h, 20h, 24h (10 attempts in about 3 days); each delay
+	// gets ±20% jitter.
+	Schedule []Duration `yaml:"schedule"`
+	// Timeout bounds one attempt. Default 15s.
+	Timeout Duration `yaml:"timeout"`
+	// MaxInFlightPerEndpoint bounds concurrent attempts to one endpoint, so
+	// one slow tenant does not delay others. Default 10.
+	MaxInFlightPerEndpoint int `yaml:"max_in_flight_per_endpoint"`
+	// Workers bounds concurrent attempts overall. Default 256.
+	Workers int `yaml:"workers"`
+}
+
+// Endpoint is a tenant's receiver of events, declared in the config.
+type Endpoint struct {
+	// ID names the endpoint in the API and in delivery records; it must
+	// stay stable across restarts.
+	ID string `yaml:"id"`
+	// URL receives a signed POST per event.
+	URL string `yaml:"url"`
+	// Secret signs deliveries: "whsec_" + base64 of 24 to 64 random bytes
+	// (typically "${ENV_VAR}"). PreviousSecret, during a rotation, signs
+	// every delivery too.
+	Secret         string `yaml:"secret"`
+	PreviousSecret string `yaml:"previous_secret"`
+	// Types filters event types ("payment.confirmed", "payment.*", "*");
+	// empty means every event.
+	Types []string `yaml:"types"`
+	// Enabled nil means true.
+	Enabled *bool `yaml:"enabled,omitempty"`
+	// Ordered delivers the events of one subject (one payment) one at a
+	// time, in order.
+	Ordered bool `yaml:"ordered"`
+}
+
+// IsEnabled reports whether the endpoint is enabled: Enabled is nil or true.
+func (e Endpoint) IsEnabled() bool { return e.Enabled == nil || *e.Enabled }
+
 // Tenant is one gateway customer.
 type Tenant struct {
 	// APIKeys authenticate the tenant's backend. Each is either a plain key
@@ -122,6 +182,8 @@ type Tenant struct {
 	Defaults map[string]string `yaml:"defaults"`
 	// Providers maps a provider (plugin) name to its per-tenant setup.
 	Providers map[string]Provider `yaml:"providers"`
+	// Endpoints receive the tenant's events.
+	Endpoints []Endpoint `yaml:"endpoints"`
 }
 
 // Provider is a tenant's setup of one provider plugin.
@@ -192,6 +254,32 @@ func (c *Config) setDefaults() {
 	}
 	setDuration(&c.Plugins.CallTimeout, defaultCallTimeout)
 	setDuration(&c.Plugins.StartTimeout, defaultStartTimeout)
+	if c.Webhooks.MaxBodyBytes == 0 {
+		c.Webhooks.MaxBodyBytes = 5 << 20
+	}
+	setDuration(&c.Webhooks.DedupRetention, 8*24*time.Hour)
+	if c.Webhooks.Workers == 0 {
+		c.Webhooks.Workers = 32
+	}
+	if len(c.Delivery.Schedule) == 0 {
+		for _, d := range DefaultDeliverySchedule {
+			c.Delivery.Schedule = append(c.Delivery.Schedule, Duration(d))
+		}
+	}
+	setDuration(&c.Delivery.Timeout, 15*time.Second)
+	if c.Delivery.MaxInFlightPerEndpoint == 0 {
+		c.Delivery.MaxInFlightPerEndpoint = 10
+	}
+	if c.Delivery.Workers == 0 {
+		c.Delivery.Workers = 256
+	}
+}
+
+// DefaultDeliverySchedule is the Standard Webhooks example schedule: the
+// delays before attempts 2 to 10.
+var DefaultDeliverySchedule = []time.Duration{
+	5 * time.Second, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 5 * time.Hour,
+	10 * time.Hour, 14 * time.Hour, 20 * time.Hour, 24 * time.Hour,
 }
 
 func setDuration(d *Duration, def time.Duration) {
@@ -230,6 +318,16 @@ func (t Tenant) redacted() Tenant {
 		for name, p := range t.Providers {
 			out.Providers[name] = p.redacted()
 		}
+	}
+	for _, e := range t.Endpoints {
+		e.Types = slices.Clone(e.Types)
+		if e.Secret != "" {
+			e.Secret = redacted
+		}
+		if e.PreviousSecret != "" {
+			e.PreviousSecret = redacted
+		}
+		out.Endpoints = append(out.Endpoints, e)
 	}
 	return out
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/base64"
 	"fmt"
 	"maps"
 	"net"
@@ -118,6 +119,33 @@ func (v *validator) tenant(id string, t Tenant, owners map[string]string) {
 		}
 		owners[h] = id
 	}
+	seenEndpoints := map[string]bool{}
+	for i, e := range t.Endpoints {
+		ep := join(path, "endpoints") + "[" + strconv.Itoa(i) + "]"
+		switch {
+		case !endpointIDPattern.MatchString(e.ID):
+			v.add(join(ep, "id"), "tenant %q: endpoint id %q must be 1 to 63 lowercase letters, digits, _ or -", id, truncate(e.ID))
+		case seenEndpoints[e.ID]:
+			v.add(join(ep, "id"), "tenant %q: endpoint id %q is used twice", id, e.ID)
+		}
+		seenEndpoints[e.ID] = true
+		if u, err := url.Parse(e.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
+			v.add(join(ep, "url"), "tenant %q: endpoint %q: url must be an absolute http(s) URL without user info", id, e.ID)
+		}
+		for _, sec := range []struct{ name, val string }{{"secret", e.Secret}, {"previous_secret", e.PreviousSecret}} {
+			if sec.val == "" && sec.name == "previous_secret" {
+				continue
+			}
+			if msg := checkSigningSecret(sec.val); msg != "" {
+				v.add(join(ep, sec.name), "tenant %q: endpoint %q: %s", id, e.ID, msg)
+			}
+		}
+		for _, typ := range e.Types {
+			if !eventTypePattern.MatchString(typ) {
+				v.add(join(ep, "types"), "tenant %q: endpoint %q: type filter %q must be an event type (payment.confirmed), a prefix (payment.*) or *", id, e.ID, truncate(typ))
+			}
+		}
+	}
 	for _, capName := range slices.Sorted(maps.Keys(t.Defaults)) {
 		dp := join(join(path, "defaults"), capName)
 		name := t.Defaults[capName]
@@ -133,6 +161,29 @@ func (v *validator) tenant(id string, t Tenant, owners map[string]string) {
 			v.add(dp, "tenant %q: default %s provider %q is disabled (enabled: false); enable it or choose another default", id, capName, name)
 		}
 	}
+}
+
+// PreviousSuffix names the credential holding a plugin's previous webhook
+// secret during a rotation: webhook_secret_previous.
+const PreviousSuffix = "_previous"
+
+var (
+	endpointIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+	eventTypePattern  = regexp.MustCompile(`^(\*|[a-z_]+(\.[a-z_]+)*(\.\*)?)$`)
+)
+
+// checkSigningSecret returns why an endpoint signing secret is
+// unacceptable, or "". The message never contains the secret.
+func checkSigningSecret(s string) string {
+	raw, ok := strings.CutPrefix(s, "whsec_")
+	if !ok {
+		return `secret must start with "whsec_" followed by base64 (generate one with ` + "`pipecore keygen --webhook`" + `)`
+	}
+	b, err := base64.StdEncoding.DecodeString(raw)
+	if err != nil || len(b) < 24 || len(b) > 64 {
+		return "secret must be whsec_ + standard base64 of 24 to 64 random bytes"
+	}
+	return ""
 }
 
 // checkAPIKey returns why a configured API key is unacceptable, or "".
@@ -228,6 +279,10 @@ func checkFields(tenant, name, path string, p Provider, info provider.Info, add 
 	}
 	if _, declared := info.Field(provider.BaseURLField); !declared {
 		settings = append(settings, provider.BaseURLField)
+	}
+	if w := info.Webhook; w != nil {
+		// During a rotation the previous webhook secret verifies too.
+		credentials = append(credentials, w.SecretField+PreviousSuffix)
 	}
 	slices.Sort(settings)
 	slices.Sort(credentials)

@@ -1,0 +1,120 @@
+// Package bus carries work notifications between the gateway's stages on
+// Watermill: the webhook ingress announces every accepted inbox record, the
+// normaliser announces new deliveries to the dispatcher.
+//
+// The bus is not the source of truth. Every message names a record that is
+// already durable in the store, and each stage also rescans the store for
+// due work, so a message lost in a crash only delays the work. The
+// embedded default is Watermill's in-process GoChannel; a broker-backed
+// Pub/Sub (NATS JetStream) fits the same two interfaces.
+package bus
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
+)
+
+// The topics.
+const (
+	// TopicInbox carries the id of an accepted webhook (metadata "tenant").
+	TopicInbox = "pipecore.inbox"
+	// TopicOutbox carries the id of a delivery that is due.
+	TopicOutbox = "pipecore.outbox"
+)
+
+// Handler processes one message payload. An error is logged; the work
+// stays durable in the store and is retried by the stage's rescan.
+type Handler func(ctx context.Context, tenantID, id string) error
+
+// Bus publishes and consumes work notifications.
+type Bus struct {
+	pub    message.Publisher
+	sub    message.Subscriber
+	log    *slog.Logger
+	wg     sync.WaitGroup
+	closed chan struct{}
+	once   sync.Once
+}
+
+// NewInProcess returns a bus on Watermill's GoChannel: nothing leaves the
+// process and nothing survives it (the store does).
+func NewInProcess(log *slog.Logger) *Bus {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ps := gochannel.NewGoChannel(gochannel.Config{OutputChannelBuffer: 4096}, watermill.NewSlogLogger(log.With("component", "watermill")))
+	return &Bus{pub: ps, sub: ps, log: log, closed: make(chan struct{})}
+}
+
+// Publish announces record id of tenant on topic. It does not block on
+// consumers.
+func (b *Bus) Publish(topic, tenantID, id string) error {
+	msg := message.NewMessage(watermill.NewUUID(), []byte(id))
+	msg.Metadata.Set("tenant", tenantID)
+	return b.pub.Publish(topic, msg)
+}
+
+// Consume runs h for every message on topic with up to workers concurrent
+// calls, until ctx ends or the bus closes. Messages are acknowledged on
+// receipt: the records they name are durable, and the stage's rescan
+// recovers anything a crash interrupts.
+func (b *Bus) Consume(ctx context.Context, topic string, workers int, h Handler) error {
+	if workers < 1 {
+		return errors.New("bus: workers must be at least 1")
+	}
+	msgs, err := b.sub.Subscribe(ctx, topic)
+	if err != nil {
+		return err
+	}
+	sem := make(chan struct{}, workers)
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		var inflight sync.WaitGroup
+		defer inflight.Wait()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-b.closed:
+				return
+			case msg, ok := <-msgs:
+				if !ok {
+					return
+				}
+				msg.Ack()
+				tenant, id := msg.Metadata.Get("tenant"), string(msg.Payload)
+				select {
+				case sem <- struct{}{}:
+				case <-ctx.Done():
+					return
+				}
+				inflight.Add(1)
+				go func() {
+					defer func() { <-sem; inflight.Done() }()
+					if err := h(ctx, tenant, id); err != nil {
+						b.log.Warn("bus handler failed", "topic", topic, "tenant", tenant, "id", id, "error", err)
+					}
+				}()
+			}
+		}
+	}()
+	return nil
+}
+
+// Close stops consuming and waits for running handlers.
+func (b *Bus) Close() error {
+	var err error
+	b.once.Do(func() {
+		close(b.closed)
+		err = errors.Join(b.pub.Close(), b.sub.Close())
+		b.wg.Wait()
+	})
+	return err
+}
