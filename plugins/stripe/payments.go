@@ -397,8 +397,7 @@ func sessionPayment(s *stripe.CheckoutSession) payments.Payment {
 		}
 	case stripe.CheckoutSessionStatusExpired:
 		p.Status = payments.StatusFailed
-		p.FailureCode = "expired"
-		p.FailureMessage = "checkout session expired before the customer paid"
+		p.FailureCode, p.FailureMessage = failureExpired, messageExpired
 	default: // open
 		p.Status = payments.StatusRequiresAction
 		p.RedirectURL = s.URL
@@ -420,11 +419,29 @@ func sessionPayment(s *stripe.CheckoutSession) payments.Payment {
 	return p
 }
 
+// The failure of a Checkout Session that expired unpaid, in GetPayment and
+// in webhooks.
+const (
+	failureExpired = "expired"
+	messageExpired = "checkout session expired before the customer paid"
+)
+
 // method returns how the customer paid: the charge's payment method type,
 // or the only payment method type allowed.
 func method(ch *stripe.Charge, types []string) string {
-	if ch != nil && ch.PaymentMethodDetails != nil && ch.PaymentMethodDetails.Type != "" {
-		return string(ch.PaymentMethodDetails.Type)
+	if ch != nil && ch.PaymentMethodDetails != nil {
+		return methodOf(string(ch.PaymentMethodDetails.Type), types)
+	}
+	return methodOf("", types)
+}
+
+// methodOf returns used, the payment method type a charge used, or else the
+// only type in types. With several allowed types and no charge the method
+// is unknown: guessing the first would be wrong whenever the customer chose
+// another.
+func methodOf(used string, types []string) string {
+	if used != "" {
+		return used
 	}
 	if len(types) == 1 {
 		return types[0]

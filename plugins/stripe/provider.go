@@ -43,6 +43,8 @@ func (*stripeProvider) Info() provider.Info {
 			Header:      "Stripe-Signature",
 			SecretField: fieldWebhookSecret,
 			Tolerance:   300 * time.Second,
+			// Stripe's evt_… id is stable across its retries and replays.
+			DedupKey: []string{"json:id"},
 		},
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"reflect"
 	"testing"
 	"time"
 
@@ -40,8 +41,8 @@ func TestInfo(t *testing.T) {
 		})
 	}
 
-	want := provider.WebhookSpec{Scheme: provider.SchemeStripe, Header: "Stripe-Signature", SecretField: fieldWebhookSecret, Tolerance: 300 * time.Second}
-	if info.Webhook == nil || *info.Webhook != want {
+	want := provider.WebhookSpec{Scheme: provider.SchemeStripe, Header: "Stripe-Signature", SecretField: fieldWebhookSecret, Tolerance: 300 * time.Second, DedupKey: []string{"json:id"}}
+	if info.Webhook == nil || !reflect.DeepEqual(*info.Webhook, want) {
 		t.Errorf("Webhook = %+v, want %+v", info.Webhook, want)
 	}
 }
