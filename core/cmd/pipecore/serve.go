@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"sync"
 	"syscall"
 	"time"
 
@@ -17,13 +18,18 @@ import (
 
 	"github.com/pipecore/pipecore/core/internal/api"
 	"github.com/pipecore/pipecore/core/internal/audit"
+	"github.com/pipecore/pipecore/core/internal/bus"
 	"github.com/pipecore/pipecore/core/internal/config"
+	"github.com/pipecore/pipecore/core/internal/dispatch"
 	"github.com/pipecore/pipecore/core/internal/httpserver"
 	"github.com/pipecore/pipecore/core/internal/logging"
+	"github.com/pipecore/pipecore/core/internal/metrics"
+	"github.com/pipecore/pipecore/core/internal/normalize"
 	"github.com/pipecore/pipecore/core/internal/payment"
 	"github.com/pipecore/pipecore/core/internal/pluginhost"
 	"github.com/pipecore/pipecore/core/internal/store"
 	"github.com/pipecore/pipecore/core/internal/tenant"
+	"github.com/pipecore/pipecore/core/internal/webhook"
 	"github.com/pipecore/pipecore/sdk/provider"
 )
 
@@ -159,6 +165,16 @@ func serve(ctx context.Context, path string) error {
 	}
 	defer g.close()
 	cfg, log := g.cfg, g.log
+	if err := g.syncEndpoints(ctx); err != nil {
+		return err
+	}
+
+	// The pipeline runs until the HTTP server has drained.
+	pipeCtx, stopPipeline := context.WithCancel(context.Background())
+	defer stopPipeline()
+	met := metrics.New()
+	b := bus.NewInProcess(log)
+	defer b.Close()
 
 	rec := audit.NewRecorder(g.store, log)
 	pay, err := payment.New(payment.Config{
@@ -167,23 +183,60 @@ func serve(ctx context.Context, path string) error {
 	if err != nil {
 		return err
 	}
+	norm := normalize.New(normalize.Config{
+		Store: g.store, Plugins: g.plugins, Tenants: g.tenants, Bus: b, OutboxTopic: bus.TopicOutbox,
+		Metrics: met, Logger: log, CallTimeout: cfg.Plugins.CallTimeout.Duration(),
+	})
+	schedule := dispatch.Schedule{0}
+	for _, d := range cfg.Delivery.Schedule {
+		schedule = append(schedule, d.Duration())
+	}
+	sender := dispatch.NewSender(dispatch.SenderConfig{Timeout: cfg.Delivery.Timeout.Duration()})
+	defer sender.Close()
+	disp, err := dispatch.NewDispatcher(dispatch.DispatcherConfig{
+		Store: g.store, Sender: sender, Schedule: schedule, Metrics: met, Logger: log,
+		MaxInFlightPerEndpoint: cfg.Delivery.MaxInFlightPerEndpoint, Workers: cfg.Delivery.Workers,
+	})
+	if err != nil {
+		return err
+	}
+	if err := b.Consume(pipeCtx, bus.TopicInbox, cfg.Webhooks.Workers, norm.Process); err != nil {
+		return err
+	}
+	if err := b.Consume(pipeCtx, bus.TopicOutbox, 1, disp.Notify); err != nil {
+		return err
+	}
+	var pipeline sync.WaitGroup
+	pipeline.Add(3)
+	go func() { defer pipeline.Done(); disp.Run(pipeCtx) }()
+	go func() {
+		defer pipeline.Done()
+		norm.Scan(pipeCtx, func(tenantID, id string) { _ = b.Publish(bus.TopicInbox, tenantID, id) })
+	}()
+	go func() { defer pipeline.Done(); g.sweep(pipeCtx) }()
+
+	ingress := webhook.New(webhook.Config{
+		Tenants: g.tenants, Plugins: g.plugins, Store: g.store, Bus: b, Topic: bus.TopicInbox, Metrics: met,
+		Logger: log, PublicURL: cfg.PublicURL, MaxBodyBytes: int(cfg.Webhooks.MaxBodyBytes),
+	})
 	a, err := api.New(api.Config{
 		Tenants: g.tenants, Payments: pay, Store: g.store, Logger: log,
 		MaxBodyBytes: int(cfg.HTTP.MaxBodyBytes), Ready: g.ready,
+		Notifier: notifier{bus: b, disp: disp}, Webhooks: ingress, Metrics: met.Handler(),
 	})
 	if err != nil {
 		return err
 	}
 	srv := httpserver.New(httpserver.Config{
 		ReadTimeout: cfg.HTTP.ReadTimeout.Duration(), WriteTimeout: cfg.HTTP.WriteTimeout.Duration(),
-		IdleTimeout: cfg.HTTP.IdleTimeout.Duration(), Logger: log,
+		IdleTimeout: cfg.HTTP.IdleTimeout.Duration(), MaxBodyBytes: int(max(cfg.Webhooks.MaxBodyBytes, cfg.HTTP.MaxBodyBytes)) + 1,
+		Logger: log,
 	}, a.Handler())
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
-	go g.sweepIdempotency(ctx)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("pipecore serving", "version", version, "listen", ln.Addr().String(), "public_url", cfg.PublicURL,
@@ -199,6 +252,54 @@ func serve(ctx context.Context, path string) error {
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		log.Warn("http shutdown", "error", err)
+	}
+	stopPipeline()
+	pipeline.Wait()
+	return nil
+}
+
+// notifier wakes the pipeline stages for the API's replays.
+type notifier struct {
+	bus  *bus.Bus
+	disp *dispatch.Dispatcher
+}
+
+func (n notifier) InboxReady(tenantID, id string) { _ = n.bus.Publish(bus.TopicInbox, tenantID, id) }
+func (n notifier) DeliveriesReady()               { n.disp.Wake() }
+
+// syncEndpoints makes the store's config-declared endpoints match the
+// config file: added, replaced, or removed. Endpoints created through the
+// API are left alone.
+func (g *gateway) syncEndpoints(ctx context.Context) error {
+	now := time.Now().UTC()
+	for _, id := range g.tenants.IDs() {
+		declared := map[string]bool{}
+		for _, e := range g.cfg.Tenants[id].Endpoints {
+			declared[e.ID] = true
+			secrets := []string{e.Secret}
+			if e.PreviousSecret != "" {
+				secrets = append(secrets, e.PreviousSecret)
+			}
+			ep := store.Endpoint{ID: e.ID, TenantID: id, URL: e.URL, Secrets: secrets, Types: e.Types,
+				Enabled: e.IsEnabled(), Ordered: e.Ordered, Source: "config", CreatedAt: now, UpdatedAt: now}
+			if old, err := g.store.GetEndpoint(ctx, id, e.ID); err == nil {
+				ep.CreatedAt = old.CreatedAt
+			}
+			if err := g.store.PutEndpoint(ctx, ep); err != nil {
+				return fmt.Errorf("store endpoint %s of tenant %s: %w", e.ID, id, err)
+			}
+		}
+		eps, err := g.store.ListEndpoints(ctx, id)
+		if err != nil {
+			return err
+		}
+		for _, e := range eps {
+			if e.Source == "config" && !declared[e.ID] {
+				if err := g.store.DeleteEndpoint(ctx, id, e.ID); err != nil {
+					return err
+				}
+			}
+		}
 	}
 	return nil
 }
@@ -227,15 +328,22 @@ func (g *gateway) ready(ctx context.Context) (bool, any) {
 	return ok, map[string]any{"store": storeState, "plugins": plugins}
 }
 
-// sweepIdempotency deletes idempotency records past their 24h retention.
-func (g *gateway) sweepIdempotency(ctx context.Context) {
+// sweep deletes idempotency records past their 24h retention and dedup
+// keys past the configured retention, hourly.
+func (g *gateway) sweep(ctx context.Context) {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
-		if n, err := g.store.SweepIdempotent(ctx, time.Now().Add(-24*time.Hour)); err != nil {
+		now := time.Now()
+		if n, err := g.store.SweepIdempotent(ctx, now.Add(-24*time.Hour)); err != nil {
 			g.log.Warn("idempotency sweep", "error", err)
 		} else if n > 0 {
 			g.log.Debug("idempotency sweep", "deleted", n)
+		}
+		if n, err := g.store.SweepDedup(ctx, now.Add(-g.cfg.Webhooks.DedupRetention.Duration())); err != nil {
+			g.log.Warn("dedup sweep", "error", err)
+		} else if n > 0 {
+			g.log.Debug("dedup sweep", "deleted", n)
 		}
 		select {
 		case <-ctx.Done():

@@ -7,15 +7,25 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pipecore/pipecore/core/internal/dispatch"
 	"github.com/pipecore/pipecore/core/internal/tenant"
 )
 
 func keygenCmd() *cobra.Command {
-	return &cobra.Command{
+	var webhookSecret bool
+	cmd := &cobra.Command{
 		Use:   "keygen",
-		Short: "Generate a tenant API key and the sha256 form to put in the config",
+		Short: "Generate a tenant API key (and its sha256 form for the config), or an endpoint signing secret",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if webhookSecret {
+				s, err := dispatch.GenerateSecret()
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), s)
+				return nil
+			}
 			key, err := tenant.GenerateKey()
 			if err != nil {
 				return err
@@ -24,6 +34,8 @@ func keygenCmd() *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&webhookSecret, "webhook", false, "print a new endpoint signing secret (whsec_…) instead")
+	return cmd
 }
 
 func configCmd() *cobra.Command {

@@ -30,6 +30,13 @@ type Config struct {
 	Payments *payment.Service
 	Store    store.Store
 	Logger   *slog.Logger
+	// Notifier wakes the pipeline after replays and endpoint changes.
+	// Nil means no one is told; the stages' rescans still find the work.
+	Notifier Notifier
+	// Webhooks serves /webhooks/{provider}/{tenant}; nil disables ingress.
+	Webhooks WebhookHandlers
+	// Metrics serves /metrics; nil disables it.
+	Metrics fasthttp.RequestHandler
 	// Ready reports whether the gateway can serve (storage open, plugins
 	// healthy) and why not, for /readyz.
 	Ready func(ctx context.Context) (ok bool, detail any)
@@ -70,6 +77,9 @@ func New(cfg Config) (*API, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Notifier == nil {
+		cfg.Notifier = noNotifier{}
+	}
 	if cfg.Ready == nil {
 		cfg.Ready = func(context.Context) (bool, any) { return true, nil }
 	}
@@ -89,8 +99,39 @@ func New(cfg Config) (*API, error) {
 	a.r.GET("/v1/payments/{id}", a.auth(a.getPayment))
 	a.r.POST("/v1/payments/{id}/refunds", a.auth(a.refundPayment))
 	a.r.GET("/v1/logs", a.auth(a.listLogs))
+	a.r.GET("/v1/payments/{id}/timeline", a.auth(a.paymentTimeline))
+	a.r.GET("/v1/events", a.auth(a.listEvents))
+	a.r.POST("/v1/events/replay", a.auth(a.replayEvents))
+	a.r.GET("/v1/events/{id}", a.auth(a.getEvent))
+	a.r.POST("/v1/events/{id}/replay", a.auth(a.replayEvent))
+	a.r.GET("/v1/webhooks/quarantine", a.auth(a.listQuarantine))
+	a.r.POST("/v1/webhooks/quarantine/{id}/replay", a.auth(a.replayQuarantined))
+	a.r.GET("/v1/endpoints", a.auth(a.listEndpoints))
+	a.r.POST("/v1/endpoints", a.auth(a.createEndpoint))
+	a.r.GET("/v1/endpoints/{id}", a.auth(a.getEndpoint))
+	a.r.PATCH("/v1/endpoints/{id}", a.auth(a.updateEndpoint))
+	a.r.DELETE("/v1/endpoints/{id}", a.auth(a.deleteEndpoint))
+	a.r.POST("/v1/endpoints/{id}/rotate-secret", a.auth(a.rotateSecret))
+	if cfg.Webhooks != nil {
+		a.r.POST("/webhooks/{provider}/{tenant}", cfg.Webhooks.Post)
+		a.r.GET("/webhooks/{provider}/{tenant}", cfg.Webhooks.Get)
+	}
+	if cfg.Metrics != nil {
+		a.r.GET("/metrics", cfg.Metrics)
+	}
 	return a, nil
 }
+
+// WebhookHandlers serve the provider webhook routes (package webhook).
+type WebhookHandlers interface {
+	Post(ctx *fasthttp.RequestCtx)
+	Get(ctx *fasthttp.RequestCtx)
+}
+
+type noNotifier struct{}
+
+func (noNotifier) InboxReady(string, string) {}
+func (noNotifier) DeliveriesReady()          {}
 
 // Handler returns the request handler.
 func (a *API) Handler() fasthttp.RequestHandler { return a.r.Handler }

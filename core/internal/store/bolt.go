@@ -30,12 +30,37 @@ var (
 	bucketIdem        = []byte("idempotency")            // lp(tenant) lp(scope) lp(key) → IdemRecord
 	bucketIdemCreated = []byte("idempotency_by_created") // be64(created µs) idempotency key → empty
 	bucketAudit       = []byte("audit")                  // tenant (bucket) → be64(seq) → AuditRecord
+	bucketAuditByRes  = []byte("audit_by_resource")      // lp(tenant) lp(resource id) be64(seq) → empty
+
+	// The event bridge (bolt_inbox.go, bolt_events.go, bolt_outbox.go).
+	// "blob" values are a version byte, a uvarint length, that many bytes of
+	// JSON metadata and then the body, byte for byte. Index values are empty
+	// unless said otherwise.
+	bucketInbox         = []byte("inbox")               // tenant (bucket) → be64(seq) → blob(InboxRecord)
+	bucketInboxIDs      = []byte("inbox_ids")           // lp(tenant) lp(id) → be64(seq)
+	bucketInboxDue      = []byte("inbox_due")           // time(NextAttemptAt) lp(tenant) be64(seq); pending records only
+	bucketDedup         = []byte("dedup")               // lp(tenant) lp(provider) lp(dedup key) → time(ReceivedAt) inbox id
+	bucketDedupTime     = []byte("dedup_by_time")       // time(ReceivedAt) dedup key
+	bucketEvents        = []byte("events")              // tenant (bucket) → be64(seq) → blob(Event)
+	bucketEventIDs      = []byte("event_ids")           // lp(tenant) lp(id) → be64(seq)
+	bucketEventsByPay   = []byte("events_by_payment")   // lp(tenant) lp(payment id) be64(seq)
+	bucketEndpoints     = []byte("endpoints")           // lp(tenant) lp(id) → Endpoint
+	bucketDeliveries    = []byte("deliveries")          // lp(tenant) lp(id) → storedDelivery
+	bucketDeliveryDue   = []byte("deliveries_due")      // time(NextAttemptAt) lp(tenant) lp(id); pending deliveries only
+	bucketDeliveryEvent = []byte("deliveries_by_event") // lp(tenant) lp(event id) lp(id)
+	bucketDeliveryQueue = []byte("delivery_queue")      // lp(tenant) lp(endpoint) lp(order key) be64(queue seq) → delivery id; pending and blocked only
+	bucketAttempts      = []byte("attempts")            // lp(tenant) lp(delivery id) be64(n-th recorded) → Attempt
 
 	keySchemaVersion = []byte("schema_version") // decimal ASCII
 	keyOpen          = []byte("open")           // present while a process has the file open
 )
 
-var dataBuckets = [][]byte{bucketPayments, bucketByProvider, bucketIdem, bucketIdemCreated, bucketAudit}
+var dataBuckets = [][]byte{
+	bucketPayments, bucketByProvider, bucketIdem, bucketIdemCreated, bucketAudit, bucketAuditByRes,
+	bucketInbox, bucketInboxIDs, bucketInboxDue, bucketDedup, bucketDedupTime,
+	bucketEvents, bucketEventIDs, bucketEventsByPay, bucketEndpoints,
+	bucketDeliveries, bucketDeliveryDue, bucketDeliveryEvent, bucketDeliveryQueue, bucketAttempts,
+}
 
 // BoltOptions configures OpenBolt. The zero value means the documented
 // defaults.
@@ -324,6 +349,17 @@ func checkKey(what string, k []byte) error {
 	return nil
 }
 
+// maxPart bounds each part of the delivery queue key (tenant, endpoint id,
+// event subject), which combines three caller-chosen strings.
+const maxPart = 1024
+
+func checkPart(what, s string) error {
+	if len(s) > maxPart {
+		return fmt.Errorf("%w: %s longer than %d bytes", ErrInvalid, what, maxPart)
+	}
+	return nil
+}
+
 // ---- payments
 
 // CreatePayment implements Store.
@@ -419,63 +455,9 @@ func (b *Bolt) UpdatePayment(ctx context.Context, tenantID, id string, fn func(*
 		outcome error
 	)
 	err := b.batch(func(tx *bolt.Tx) error {
-		out, outcome = Payment{}, nil
-		var p Payment
-		if err := getPayment(tx, pk, &p); err != nil {
-			if errors.Is(err, ErrNotFound) {
-				outcome = err
-				return nil
-			}
-			return err
-		}
-		old := p
-		if err := fn(&p); err != nil {
-			outcome = err
-			return nil
-		}
-		if p.TenantID != old.TenantID || p.ID != old.ID || !p.CreatedAt.Equal(old.CreatedAt) {
-			outcome = fmt.Errorf("%w: update must not change a payment's tenant, id or created_at", ErrInvalid)
-			return nil
-		}
-		p.CreatedAt, p.UpdatedAt = old.CreatedAt, now
-
-		if p.Provider != old.Provider || p.ProviderPaymentID != old.ProviderPaymentID {
-			xb := tx.Bucket(bucketByProvider)
-			var xk []byte
-			if p.ProviderPaymentID != "" {
-				xk = providerKey(p.Provider, p.ProviderPaymentID)
-				if len(xk) > maxKey {
-					outcome = fmt.Errorf("%w: provider payment id too long", ErrInvalid)
-					return nil
-				}
-				if cur := xb.Get(xk); cur != nil && !bytes.Equal(cur, pk) {
-					outcome = fmt.Errorf("%w: provider payment id %s/%s", ErrExists, p.Provider, p.ProviderPaymentID)
-					return nil
-				}
-			}
-			if old.ProviderPaymentID != "" {
-				ok := providerKey(old.Provider, old.ProviderPaymentID)
-				if bytes.Equal(xb.Get(ok), pk) {
-					if err := xb.Delete(ok); err != nil {
-						return err
-					}
-				}
-			}
-			if xk != nil {
-				if err := xb.Put(xk, pk); err != nil {
-					return err
-				}
-			}
-		}
-		val, err := json.Marshal(p)
-		if err != nil {
-			return fmt.Errorf("store: encode payment: %w", err)
-		}
-		if err := tx.Bucket(bucketPayments).Put(pk, val); err != nil {
-			return err
-		}
-		out = p
-		return nil
+		var err error
+		out, outcome, err = updatePaymentTx(tx, pk, now, fn)
+		return err
 	})
 	if err != nil {
 		return Payment{}, fmt.Errorf("store: update payment: %w", err)
@@ -484,6 +466,62 @@ func (b *Bolt) UpdatePayment(ctx context.Context, tenantID, id string, fn func(*
 		return Payment{}, outcome
 	}
 	return out, nil
+}
+
+// updatePaymentTx is UpdatePayment inside tx. An outcome (ErrNotFound, fn's
+// error, ErrInvalid, ErrExists) is returned before anything is written; err
+// is a storage failure.
+func updatePaymentTx(tx *bolt.Tx, pk []byte, now time.Time, fn func(*Payment) error) (out Payment, outcome, err error) {
+	var p Payment
+	if err := getPayment(tx, pk, &p); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return Payment{}, err, nil
+		}
+		return Payment{}, nil, err
+	}
+	old := p
+	if err := fn(&p); err != nil {
+		return Payment{}, err, nil
+	}
+	if p.TenantID != old.TenantID || p.ID != old.ID || !p.CreatedAt.Equal(old.CreatedAt) {
+		return Payment{}, fmt.Errorf("%w: update must not change a payment's tenant, id or created_at", ErrInvalid), nil
+	}
+	p.CreatedAt, p.UpdatedAt = old.CreatedAt, now
+
+	if p.Provider != old.Provider || p.ProviderPaymentID != old.ProviderPaymentID {
+		xb := tx.Bucket(bucketByProvider)
+		var xk []byte
+		if p.ProviderPaymentID != "" {
+			xk = providerKey(p.Provider, p.ProviderPaymentID)
+			if len(xk) > maxKey {
+				return Payment{}, fmt.Errorf("%w: provider payment id too long", ErrInvalid), nil
+			}
+			if cur := xb.Get(xk); cur != nil && !bytes.Equal(cur, pk) {
+				return Payment{}, fmt.Errorf("%w: provider payment id %s/%s", ErrExists, p.Provider, p.ProviderPaymentID), nil
+			}
+		}
+		if old.ProviderPaymentID != "" {
+			ok := providerKey(old.Provider, old.ProviderPaymentID)
+			if bytes.Equal(xb.Get(ok), pk) {
+				if err := xb.Delete(ok); err != nil {
+					return Payment{}, nil, err
+				}
+			}
+		}
+		if xk != nil {
+			if err := xb.Put(xk, pk); err != nil {
+				return Payment{}, nil, err
+			}
+		}
+	}
+	val, err := json.Marshal(p)
+	if err != nil {
+		return Payment{}, nil, fmt.Errorf("store: encode payment: %w", err)
+	}
+	if err := tx.Bucket(bucketPayments).Put(pk, val); err != nil {
+		return Payment{}, nil, err
+	}
+	return p, nil, nil
 }
 
 // PaymentByProviderID implements Store.
@@ -726,6 +764,13 @@ func (b *Bolt) AppendAudit(ctx context.Context, r AuditRecord) (AuditRecord, err
 	if len(r.TenantID) > maxKey {
 		return AuditRecord{}, fmt.Errorf("%w: tenant id too long", ErrInvalid)
 	}
+	var rk []byte // the resource index prefix
+	if r.ResourceID != "" {
+		rk = auditResourcePrefix(r.TenantID, r.ResourceID)
+		if err := checkKey("audit resource id", rk); err != nil {
+			return AuditRecord{}, err
+		}
+	}
 	if r.Time.IsZero() {
 		r.Time = time.Now()
 	}
@@ -746,6 +791,11 @@ func (b *Bolt) AppendAudit(ctx context.Context, r AuditRecord) (AuditRecord, err
 		tb.FillPercent = 1 // append-only: keep leaves full
 		if seq, err = tb.NextSequence(); err != nil {
 			return err
+		}
+		if rk != nil {
+			if err := tx.Bucket(bucketAuditByRes).Put(binary.BigEndian.AppendUint64(rk, seq), []byte{}); err != nil {
+				return err
+			}
 		}
 		return tb.Put(seqKey(seq), val)
 	})
@@ -785,8 +835,16 @@ type auditFilter struct {
 	Status   string `json:"status"`
 }
 
+// auditResourcePrefix is the key prefix of one resource's entries in
+// audit_by_resource. It has room for the sequence number.
+func auditResourcePrefix(tenantID, resourceID string) []byte {
+	return lp(lp(make([]byte, 0, len(tenantID)+len(resourceID)+4+8), tenantID), resourceID)
+}
+
 // ListAudit implements Store. Filtering walks the tenant's log newest first,
-// so a filter that matches rarely reads far.
+// so a filter that matches rarely reads far; a ResourceID filter walks only
+// that resource's index (audit_by_resource) and applies the other filters to
+// the records it names.
 func (b *Bolt) ListAudit(ctx context.Context, tenantID string, q AuditQuery) ([]AuditRecord, string, error) {
 	if err := b.ready(ctx); err != nil {
 		return nil, "", err
@@ -815,19 +873,37 @@ func (b *Bolt) ListAudit(ctx context.Context, tenantID string, q AuditQuery) ([]
 		if tb == nil {
 			return nil
 		}
-		c := tb.Cursor()
-		var k, v []byte
-		if below == 0 {
-			k, v = c.Last()
-		} else if k, _ = c.Seek(seqKey(below)); k == nil {
-			k, v = c.Last()
-		} else {
-			k, v = c.Prev()
-		}
-		for ; k != nil; k, v = c.Prev() {
-			if v == nil || len(k) != 8 {
-				continue
+		// next yields the tenant's records newest first, below the cursor.
+		var next func() (k, v []byte)
+		if q.ResourceID != "" {
+			prefix := auditResourcePrefix(tenantID, q.ResourceID)
+			c := tx.Bucket(bucketAuditByRes).Cursor()
+			ik, _ := seekBefore(c, prefix, below)
+			next = func() ([]byte, []byte) {
+				for ik != nil && bytes.HasPrefix(ik, prefix) && len(ik) == len(prefix)+8 {
+					k := ik[len(prefix):]
+					ik, _ = c.Prev()
+					if v := tb.Get(k); v != nil {
+						return k, v
+					}
+				}
+				return nil, nil
 			}
+		} else {
+			c := tb.Cursor()
+			k, v := seekBefore(c, nil, below)
+			next = func() ([]byte, []byte) {
+				for k != nil {
+					rk, rv := k, v
+					k, v = c.Prev()
+					if rv != nil && len(rk) == 8 {
+						return rk, rv
+					}
+				}
+				return nil, nil
+			}
+		}
+		for k, v := next(); k != nil; k, v = next() {
 			if q.Provider != "" || q.Action != "" || q.Status != "" {
 				var f auditFilter
 				if err := json.Unmarshal(v, &f); err != nil {
@@ -861,4 +937,26 @@ func (b *Bolt) ListAudit(ctx context.Context, tenantID string, q AuditQuery) ([]
 		next = encodeAuditCursor(out[len(out)-1].Seq)
 	}
 	return out, next, nil
+}
+
+// seekBefore positions c on the last key of the form prefix+be64(seq) with
+// seq < below (below 0: any seq) and returns it, or nil when there is none
+// with that prefix. Walk on with c.Prev and stop when the prefix ends.
+func seekBefore(c *bolt.Cursor, prefix []byte, below uint64) ([]byte, []byte) {
+	target := append(make([]byte, 0, len(prefix)+9), prefix...)
+	if below == 0 {
+		target = append(target, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
+	} else {
+		target = binary.BigEndian.AppendUint64(target, below)
+	}
+	var k, v []byte
+	if k, _ = c.Seek(target); k == nil {
+		k, v = c.Last()
+	} else {
+		k, v = c.Prev()
+	}
+	if k == nil || !bytes.HasPrefix(k, prefix) {
+		return nil, nil
+	}
+	return k, v
 }

@@ -1,10 +1,14 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
+	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -125,5 +129,173 @@ func TestKeysAreUnambiguous(t *testing.T) {
 	early, late := timeKey(nil, time.Unix(-5, 0)), timeKey(nil, time.Unix(5, 0))
 	if string(early) >= string(late) {
 		t.Fatal("time keys do not sort by time")
+	}
+}
+
+// TestBoltBatchRerunEvents is TestBoltBatchRerun for the event bridge: a
+// rerun AcceptWebhook still stores each dedup key once and tells every
+// caller the stored id, and a rerun RecordEvents records its events and
+// deliveries once.
+func TestBoltBatchRerunEvents(t *testing.T) {
+	ctx := context.Background()
+	b, err := OpenBolt(filepath.Join(t.TempDir(), "pipecore.db"), BoltOptions{BatchDelay: 100 * time.Millisecond, BatchSize: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	if err := b.PutEndpoint(ctx, Endpoint{ID: "ep_1", TenantID: "t_a", Enabled: true, Ordered: true}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 20
+	var (
+		pending    [n]InboxRecord
+		pendingErr [n]error
+		setup      sync.WaitGroup
+	)
+	for i := range pending {
+		setup.Go(func() {
+			pending[i], _, pendingErr[i] = b.AcceptWebhook(ctx, InboxRecord{TenantID: "t_a", Provider: "stripe", DedupKey: fmt.Sprintf("pre-%d", i), ReceivedAt: now})
+		})
+	}
+	setup.Wait()
+	if err := errors.Join(pendingErr[:]...); err != nil {
+		t.Fatal(err)
+	}
+
+	var probeRuns atomic.Int32
+	probeDone := make(chan error, 1)
+	go func() {
+		probeDone <- b.db.Batch(func(*bolt.Tx) error { probeRuns.Add(1); return nil })
+	}()
+	time.Sleep(5 * time.Millisecond)
+
+	type accepted struct {
+		r   InboxRecord
+		dup bool
+		err error
+	}
+	var wg sync.WaitGroup
+	acc := make([]accepted, 2*n)
+	recErrs := make([]error, n)
+	for i := range n {
+		for j := range 2 {
+			wg.Go(func() {
+				r, dup, err := b.AcceptWebhook(ctx, InboxRecord{TenantID: "t_a", Provider: "stripe", DedupKey: fmt.Sprintf("k%d", i), ReceivedAt: now})
+				acc[2*i+j] = accepted{r, dup, err}
+			})
+		}
+		wg.Go(func() {
+			_, recErrs[i] = b.RecordEvents(ctx, EventBatch{TenantID: "t_a", InboxID: pending[i].ID, Now: now,
+				Events: []Event{{Type: "payment.confirmed", Subject: "pi_1", Body: json.RawMessage(`{}`)}}})
+		})
+	}
+	time.Sleep(20 * time.Millisecond)
+	errBoom := errors.New("boom")
+	if err := b.db.Batch(func(*bolt.Tx) error { return errBoom }); !errors.Is(err, errBoom) {
+		t.Fatalf("failing batch function: err = %v", err)
+	}
+	wg.Wait()
+	if err := <-probeDone; err != nil {
+		t.Fatal(err)
+	}
+	if probeRuns.Load() < 2 {
+		t.Skipf("the failing function did not share a commit with the others (probe ran %d times)", probeRuns.Load())
+	}
+	for i := range n {
+		a, c := acc[2*i], acc[2*i+1]
+		if a.err != nil || c.err != nil || recErrs[i] != nil {
+			t.Fatal(a.err, c.err, recErrs[i])
+		}
+		if a.dup == c.dup || a.r.ID != c.r.ID {
+			t.Fatalf("k%d: dup %v/%v ids %s/%s; want one new, one duplicate, one id", i, a.dup, c.dup, a.r.ID, c.r.ID)
+		}
+	}
+	inbox, _, err := b.ListInbox(ctx, "t_a", "", ListQuery{Limit: MaxListLimit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(inbox) != 2*n {
+		t.Fatalf("%d inbox records, want %d", len(inbox), 2*n)
+	}
+	for i, r := range inbox {
+		if r.Seq != uint64(2*n-i) {
+			t.Fatalf("inbox position %d has seq %d: a gap or a duplicate", i, r.Seq)
+		}
+	}
+	events, _, err := b.ListEvents(ctx, "t_a", EventQuery{Limit: MaxListLimit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(events) != n {
+		t.Fatalf("%d events, want %d", len(events), n)
+	}
+	// One subject, one ordered endpoint: exactly one delivery is pending.
+	due, err := b.DueDeliveries(ctx, now.Add(time.Hour), 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(due) != 1 {
+		t.Fatalf("%d deliveries due on an ordered endpoint, want 1", len(due))
+	}
+}
+
+// TestInboxEncoding: the webhook body is stored once, byte for byte, next
+// to a small JSON header, with few allocations on the ingress path.
+func TestInboxEncoding(t *testing.T) {
+	body := bytes.Repeat([]byte(`{"a":"<b>&"} `), 120)
+	r := InboxRecord{ID: "wh_1", TenantID: "t_a", Provider: "stripe", DedupKey: "evt_1", Method: "POST", RequestURI: "/webhooks/t_a/stripe",
+		Header: map[string][]string{"Content-Type": {"application/json"}, "Stripe-Signature": {"t=1,v1=abc"}}, Body: body,
+		ReceivedAt: time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC), State: InboxPending}
+	val, err := encodeInbox(&r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Count(val, body) != 1 || len(val) > len(body)+512 {
+		t.Fatalf("value of %d bytes for a %d-byte body: the body is not stored verbatim once", len(val), len(body))
+	}
+	got, err := decodeInbox(val, 7, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Seq = 7
+	if !reflect.DeepEqual(got, r) {
+		t.Fatalf("round trip %+v\nwant %+v", got, r)
+	}
+	if allocs := testing.AllocsPerRun(100, func() { _, _ = encodeInbox(&r) }); allocs > 20 {
+		t.Fatalf("encodeInbox makes %.0f allocations, want at most 20", allocs)
+	}
+	for _, bad := range [][]byte{nil, {0}, {2, 0}, {1, 9, '{'}, {1, 0xff}} {
+		if _, err := decodeInbox(bad, 1, true); !errors.Is(err, errCorrupt) {
+			t.Errorf("value %v: err = %v, want errCorrupt", bad, err)
+		}
+	}
+}
+
+func TestNewIDSortsAndIsUnique(t *testing.T) {
+	seen := map[string]bool{}
+	prev := ""
+	for range 10000 {
+		id := newID("dlv_")
+		if len(id) != len("dlv_")+26 || !strings.HasPrefix(id, "dlv_") || seen[id] {
+			t.Fatalf("id %q: wrong shape or repeated", id)
+		}
+		// The first 12 characters after the prefix are 60 bits of time.
+		if prev != "" && id[:4+12] < prev[:4+12] {
+			t.Fatalf("id %q sorts before the earlier %q", id, prev)
+		}
+		seen[id], prev = true, id
+	}
+}
+
+func TestListCursorKinds(t *testing.T) {
+	c := encodeListCursor(cursorEvents, 42)
+	if seq, err := decodeListCursor(cursorEvents, c); err != nil || seq != 42 {
+		t.Fatalf("round trip: %d, %v", seq, err)
+	}
+	for _, bad := range []string{encodeListCursor(cursorInbox, 42), encodeAuditCursor(42), encodeListCursor(cursorEvents, 0), "x"} {
+		if _, err := decodeListCursor(cursorEvents, bad); !errors.Is(err, ErrInvalidQuery) {
+			t.Errorf("cursor %q: err = %v, want ErrInvalidQuery", bad, err)
+		}
 	}
 }

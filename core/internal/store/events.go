@@ -16,26 +16,34 @@ type EventStore interface {
 	// the same (TenantID, Provider, DedupKey) was accepted before and not yet
 	// swept: then nothing is written and the earlier record's ID is returned
 	// with duplicate=true. It sets ID ("wh_…") when empty, Seq, State
-	// (pending) and NextAttemptAt (= ReceivedAt). Concurrent calls are group
-	// committed; the write is durable when it returns.
+	// (pending) and NextAttemptAt (= ReceivedAt); a zero ReceivedAt is now.
+	// On a duplicate, stored is the earlier record as it is now. Concurrent
+	// calls are group committed; the write is durable when it returns.
+	// ErrInvalid without a TenantID or Provider; ErrExists when the caller
+	// set an ID the tenant already has.
 	AcceptWebhook(ctx context.Context, r InboxRecord) (stored InboxRecord, duplicate bool, err error)
 	// GetInbox returns the tenant's inbox record, or ErrNotFound.
 	GetInbox(ctx context.Context, tenantID, id string) (InboxRecord, error)
 	// DueInbox returns up to limit pending records of every tenant whose
-	// NextAttemptAt is at or before now, earliest first.
+	// NextAttemptAt is at or before now, earliest first. A limit below 1 is
+	// ErrInvalid.
 	DueInbox(ctx context.Context, now time.Time, limit int) ([]InboxRecord, error)
 	// RetryInbox records a failed processing attempt of a pending record:
 	// Attempts+1, LastError, NextAttemptAt = next. ErrNotFound if the record
 	// is not pending.
 	RetryInbox(ctx context.Context, tenantID, id string, next time.Time, lastErr string) error
 	// QuarantineInbox moves a pending record to quarantined with the reason.
+	// ErrNotFound if the record is not pending.
 	QuarantineInbox(ctx context.Context, tenantID, id, reason string) error
 	// ReleaseQuarantine moves a quarantined record back to pending, due at
 	// now, keeping its reason in LastError. ErrNotFound if it is not
 	// quarantined.
 	ReleaseQuarantine(ctx context.Context, tenantID, id string, now time.Time) (InboxRecord, error)
 	// ListInbox returns the tenant's inbox records in state (all states when
-	// empty), newest first, and the next page's cursor.
+	// empty), newest first, and the next page's cursor ("" on the last
+	// page). A zero Limit means DefaultListLimit; a limit outside
+	// 0..MaxListLimit, an unknown state or a cursor this list did not issue
+	// is ErrInvalidQuery.
 	ListInbox(ctx context.Context, tenantID string, state InboxState, q ListQuery) ([]InboxRecord, string, error)
 	// SweepDedup forgets dedup keys accepted before before, so the same
 	// provider event id is accepted again after the retention (8 days).
@@ -55,11 +63,18 @@ type EventStore interface {
 	//     events' IDs. If it is already processed, nothing at all is written
 	//     and (nil, nil) is returned: normalising the same webhook twice
 	//     yields its events once.
-	// It returns the deliveries created.
+	// It returns the deliveries created (empty, not nil, when there are
+	// none). ErrInvalid without a TenantID, or for an event without a Type,
+	// with a Body that is not JSON or with another tenant's TenantID (a
+	// store may also bound lengths: the bbolt store takes at most 1 KiB of
+	// Subject); ErrNotFound when the tenant has no inbox record InboxID;
+	// ErrExists when the caller set an event ID the tenant already has. On
+	// any error nothing is written.
 	RecordEvents(ctx context.Context, r EventBatch) ([]Delivery, error)
 	// GetEvent returns the tenant's event, or ErrNotFound.
 	GetEvent(ctx context.Context, tenantID, id string) (Event, error)
-	// ListEvents returns the tenant's events newest first, filtered by q.
+	// ListEvents returns the tenant's events newest first, filtered by q,
+	// and the next page's cursor, with ListInbox's limits and errors.
 	ListEvents(ctx context.Context, tenantID string, q EventQuery) ([]Event, string, error)
 
 	// PutEndpoint creates or replaces the tenant's endpoint e.ID.
@@ -72,34 +87,51 @@ type EventStore interface {
 	// UpdatePayment).
 	UpdateEndpoint(ctx context.Context, tenantID, id string, fn func(*Endpoint) error) (Endpoint, error)
 	// DeleteEndpoint removes the endpoint; its pending and blocked
-	// deliveries become dead with LastError "endpoint deleted".
+	// deliveries become dead with LastError "endpoint deleted". ErrNotFound
+	// if the tenant has no such endpoint.
 	DeleteEndpoint(ctx context.Context, tenantID, id string) error
 
 	// DueDeliveries returns up to limit pending deliveries of every tenant
-	// whose NextAttemptAt is at or before now, earliest first.
+	// whose NextAttemptAt is at or before now, earliest first. A limit
+	// below 1 is ErrInvalid.
 	DueDeliveries(ctx context.Context, now time.Time, limit int) ([]Delivery, error)
 	// RecordAttempt stores one attempt and the delivery's new state in one
 	// transaction: d carries the caller's new State, Attempts, NextAttemptAt,
 	// LastStatus and LastError. When d leaves pending (delivered or dead)
 	// and its endpoint is ordered, the next blocked delivery of the same
 	// OrderKey becomes pending, due now. ErrNotFound if the delivery is not
-	// pending (a replay or a concurrent attempt got there first).
+	// pending (a replay or a concurrent attempt got there first); then
+	// nothing is written.
 	RecordAttempt(ctx context.Context, d Delivery, a Attempt) error
+	// PostponeDelivery makes a pending delivery due at next without an
+	// attempt: Attempts, the attempt history and everything else stay as
+	// they are. It is for deliveries that must wait without using up their
+	// retry budget (a disabled endpoint, an open circuit breaker).
+	// ErrNotFound if the delivery is not pending.
+	PostponeDelivery(ctx context.Context, tenantID, id string, next time.Time) error
 	// GetDelivery returns the tenant's delivery, or ErrNotFound.
 	GetDelivery(ctx context.Context, tenantID, id string) (Delivery, error)
-	// DeliveriesForEvent returns the deliveries of one event.
+	// DeliveriesForEvent returns the deliveries of one event, or
+	// ErrNotFound if the tenant has no such event.
 	DeliveriesForEvent(ctx context.Context, tenantID, eventID string) ([]Delivery, error)
-	// ListAttempts returns the attempts of one delivery, oldest first.
+	// ListAttempts returns the attempts of one delivery, oldest first,
+	// including those made before a replay; ErrNotFound if the tenant has no
+	// such delivery.
 	ListAttempts(ctx context.Context, tenantID, deliveryID string) ([]Attempt, error)
 	// ReplayEvent makes the event due again for delivery at now: every
 	// delivery of it that is delivered or dead becomes pending with
 	// Attempts 0 (pending ones are left alone), and an enabled matching
 	// endpoint that has no delivery of it gets a new one. The event, and so
-	// its webhook-id and body, is unchanged. It returns the deliveries now
-	// pending.
+	// its webhook-id and body, is unchanged. On an Ordered endpoint a
+	// replayed delivery queues like a new one: OrderKey = the event's
+	// Subject, blocked behind any pending or blocked delivery of that
+	// endpoint and OrderKey. It returns the event's deliveries now pending
+	// or blocked. A delivery whose endpoint was deleted stays dead.
+	// ErrNotFound if the tenant has no such event.
 	ReplayEvent(ctx context.Context, tenantID, eventID string, now time.Time) ([]Delivery, error)
 	// KillEndpointDeliveries marks every pending or blocked delivery of the
-	// endpoint dead with reason (used when an endpoint answers 410 Gone).
+	// endpoint dead with reason (used when an endpoint answers 410 Gone),
+	// and returns how many. ErrNotFound if the tenant has no such endpoint.
 	KillEndpointDeliveries(ctx context.Context, tenantID, endpointID, reason string, now time.Time) (int, error)
 }
 

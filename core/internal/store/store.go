@@ -104,6 +104,9 @@ type Store interface {
 	// q, and the cursor of the next page ("" when there is none).
 	ListAudit(ctx context.Context, tenantID string, q AuditQuery) ([]AuditRecord, string, error)
 
+	// EventStore holds the event bridge: inbox, events, endpoints, outbox.
+	EventStore
+
 	// Ping reports whether the storage can serve reads.
 	Ping(ctx context.Context) error
 	// Close releases the storage. Calls after Close return ErrClosed.

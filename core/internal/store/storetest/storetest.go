@@ -35,6 +35,22 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("AuditPagination", func(t *testing.T) { t.Parallel(); testAuditPagination(t, open) })
 	t.Run("AuditQueryValidation", func(t *testing.T) { t.Parallel(); testAuditQueryValidation(t, open) })
 	t.Run("AuditConcurrentAppend", func(t *testing.T) { t.Parallel(); testConcurrentAppend(t, open) })
+	t.Run("AuditResource", func(t *testing.T) { t.Parallel(); testAuditResource(t, open) })
+	t.Run("Inbox", func(t *testing.T) { t.Parallel(); testInbox(t, open) })
+	t.Run("InboxConcurrentDedup", func(t *testing.T) { t.Parallel(); testInboxConcurrentDedup(t, open) })
+	t.Run("InboxDedupSweep", func(t *testing.T) { t.Parallel(); testDedupSweep(t, open) })
+	t.Run("InboxDue", func(t *testing.T) { t.Parallel(); testInboxDue(t, open) })
+	t.Run("InboxStates", func(t *testing.T) { t.Parallel(); testInboxStates(t, open) })
+	t.Run("InboxList", func(t *testing.T) { t.Parallel(); testInboxList(t, open) })
+	t.Run("RecordEvents", func(t *testing.T) { t.Parallel(); testRecordEvents(t, open) })
+	t.Run("ListEvents", func(t *testing.T) { t.Parallel(); testListEvents(t, open) })
+	t.Run("Endpoints", func(t *testing.T) { t.Parallel(); testEndpoints(t, open) })
+	t.Run("Deliveries", func(t *testing.T) { t.Parallel(); testDeliveries(t, open) })
+	t.Run("DeliveriesConcurrentAttempt", func(t *testing.T) { t.Parallel(); testConcurrentAttempt(t, open) })
+	t.Run("OrderedDelivery", func(t *testing.T) { t.Parallel(); testOrderedDelivery(t, open) })
+	t.Run("Replay", func(t *testing.T) { t.Parallel(); testReplay(t, open) })
+	t.Run("KillDeliveries", func(t *testing.T) { t.Parallel(); testKillDeliveries(t, open) })
+	t.Run("EventIsolation", func(t *testing.T) { t.Parallel(); testEventIsolation(t, open) })
 	t.Run("Lifecycle", func(t *testing.T) { t.Parallel(); testLifecycle(t, open) })
 }
 
@@ -1045,7 +1061,46 @@ func testLifecycle(t *testing.T, open func(t *testing.T) store.Store) {
 				"SweepIdempotent":    func() error { _, err := st.SweepIdempotent(ctx, base); return err },
 				"AppendAudit":        func() error { _, err := st.AppendAudit(ctx, auditRecord("t_a", 1)); return err },
 				"ListAudit":          func() error { _, _, err := st.ListAudit(ctx, "t_a", store.AuditQuery{}); return err },
-				"Close":              st.Close,
+				"AcceptWebhook": func() error {
+					_, _, err := st.AcceptWebhook(ctx, webhook("t_a", "stripe", "evt_1", 0))
+					return err
+				},
+				"GetInbox":          func() error { _, err := st.GetInbox(ctx, "t_a", "wh_1"); return err },
+				"DueInbox":          func() error { _, err := st.DueInbox(ctx, base, 10); return err },
+				"RetryInbox":        func() error { return st.RetryInbox(ctx, "t_a", "wh_1", base, "x") },
+				"QuarantineInbox":   func() error { return st.QuarantineInbox(ctx, "t_a", "wh_1", "x") },
+				"ReleaseQuarantine": func() error { _, err := st.ReleaseQuarantine(ctx, "t_a", "wh_1", base); return err },
+				"ListInbox":         func() error { _, _, err := st.ListInbox(ctx, "t_a", "", store.ListQuery{}); return err },
+				"SweepDedup":        func() error { _, err := st.SweepDedup(ctx, base); return err },
+				"RecordEvents": func() error {
+					_, err := st.RecordEvents(ctx, store.EventBatch{TenantID: "t_a", Now: base})
+					return err
+				},
+				"GetEvent":       func() error { _, err := st.GetEvent(ctx, "t_a", "evt_1"); return err },
+				"ListEvents":     func() error { _, _, err := st.ListEvents(ctx, "t_a", store.EventQuery{}); return err },
+				"PutEndpoint":    func() error { return st.PutEndpoint(ctx, endpoint("t_a", "ep_1")) },
+				"GetEndpoint":    func() error { _, err := st.GetEndpoint(ctx, "t_a", "ep_1"); return err },
+				"ListEndpoints":  func() error { _, err := st.ListEndpoints(ctx, "t_a"); return err },
+				"DeleteEndpoint": func() error { return st.DeleteEndpoint(ctx, "t_a", "ep_1") },
+				"UpdateEndpoint": func() error {
+					_, err := st.UpdateEndpoint(ctx, "t_a", "ep_1", func(*store.Endpoint) error { return nil })
+					return err
+				},
+				"DueDeliveries": func() error { _, err := st.DueDeliveries(ctx, base, 10); return err },
+				"RecordAttempt": func() error {
+					d := store.Delivery{ID: "dlv_1", TenantID: "t_a", State: store.DeliveryDelivered}
+					return st.RecordAttempt(ctx, d, store.Attempt{N: 1, At: base})
+				},
+				"PostponeDelivery":   func() error { return st.PostponeDelivery(ctx, "t_a", "dlv_1", base) },
+				"GetDelivery":        func() error { _, err := st.GetDelivery(ctx, "t_a", "dlv_1"); return err },
+				"DeliveriesForEvent": func() error { _, err := st.DeliveriesForEvent(ctx, "t_a", "evt_1"); return err },
+				"ListAttempts":       func() error { _, err := st.ListAttempts(ctx, "t_a", "dlv_1"); return err },
+				"ReplayEvent":        func() error { _, err := st.ReplayEvent(ctx, "t_a", "evt_1", base); return err },
+				"KillEndpointDeliveries": func() error {
+					_, err := st.KillEndpointDeliveries(ctx, "t_a", "ep_1", "x", base)
+					return err
+				},
+				"Close": st.Close,
 			}
 			for name, call := range calls {
 				if err := call(); !errors.Is(err, store.ErrClosed) {

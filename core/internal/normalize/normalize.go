@@ -1,0 +1,349 @@
+// Package normalize turns accepted webhooks into the gateway's events. For
+// each pending inbox record it asks the provider's plugin to parse it
+// (ParseWebhook), completes every event with the fields the gateway owns
+// (tenant_id, provider, payment_id, correlation_id, ...), renders the
+// Standard Webhooks body once, and records events, payment status changes,
+// deliveries and the inbox record's new state in one transaction.
+//
+// A webhook the plugin cannot parse (an error of kind permanent, invalid or
+// unsupported, or output that breaks the contract) goes to quarantine with
+// the reason; it can be replayed after a plugin fix. Any other failure
+// (plugin restarting, provider fetch failing) is retried with backoff.
+package normalize
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/pipecore/pipecore/core/internal/metrics"
+	"github.com/pipecore/pipecore/core/internal/store"
+	"github.com/pipecore/pipecore/core/internal/tenant"
+	"github.com/pipecore/pipecore/sdk/payments"
+	"github.com/pipecore/pipecore/sdk/provider"
+)
+
+// Parsers gives the webhook parser of a plugin by name.
+type Parsers interface {
+	WebhookParser(name string) (provider.WebhookParser, error)
+}
+
+// Publisher announces new deliveries to the dispatcher.
+type Publisher interface {
+	Publish(topic, tenantID, id string) error
+}
+
+// Config wires a Normalizer. Zero values mean the documented defaults.
+type Config struct {
+	Store        store.Store
+	Plugins      Parsers
+	Tenants      *tenant.Registry
+	Bus          Publisher
+	OutboxTopic  string
+	Metrics      *metrics.Metrics
+	Logger       *slog.Logger
+	CallTimeout  time.Duration // zero: 30s
+	MaxAttempts  int           // retryable failures before quarantine; zero: 20
+	MinBackoff   time.Duration // zero: 1s, doubling
+	MaxBackoff   time.Duration // zero: 1h
+	ScanInterval time.Duration // how often due records are rescanned; zero: 1s
+	Now          func() time.Time
+}
+
+// Normalizer processes inbox records. Safe for concurrent use.
+type Normalizer struct {
+	cfg      Config
+	inflight sync.Map // inbox id -> struct{}: one worker per record at a time
+}
+
+// New returns a Normalizer.
+func New(cfg Config) *Normalizer {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.CallTimeout == 0 {
+		cfg.CallTimeout = 30 * time.Second
+	}
+	if cfg.MaxAttempts == 0 {
+		cfg.MaxAttempts = 20
+	}
+	if cfg.MinBackoff == 0 {
+		cfg.MinBackoff = time.Second
+	}
+	if cfg.MaxBackoff == 0 {
+		cfg.MaxBackoff = time.Hour
+	}
+	if cfg.ScanInterval == 0 {
+		cfg.ScanInterval = time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Normalizer{cfg: cfg}
+}
+
+// errQuarantine marks failures that retrying cannot fix.
+var errQuarantine = errors.New("normalize: unparseable")
+
+// Process normalises one inbox record. It is a no-op for a record that is
+// not pending, or that another worker is processing.
+func (n *Normalizer) Process(ctx context.Context, tenantID, id string) error {
+	if _, busy := n.inflight.LoadOrStore(id, struct{}{}); busy {
+		return nil
+	}
+	defer n.inflight.Delete(id)
+	rec, err := n.cfg.Store.GetInbox(ctx, tenantID, id)
+	if err != nil {
+		return fmt.Errorf("normalize: load %s: %w", id, err)
+	}
+	if rec.State != store.InboxPending {
+		return nil
+	}
+	err = n.process(ctx, rec)
+	switch {
+	case err == nil:
+		n.cfg.Metrics.InboxLag(rec.Provider, n.cfg.Now().Sub(rec.ReceivedAt))
+		return nil
+	case errors.Is(err, errQuarantine) || rec.Attempts+1 >= n.cfg.MaxAttempts:
+		reason := err.Error()
+		if !errors.Is(err, errQuarantine) {
+			reason = fmt.Sprintf("gave up after %d attempts: %s", rec.Attempts+1, reason)
+		}
+		n.cfg.Metrics.Quarantined(rec.Provider)
+		n.cfg.Logger.Warn("webhook quarantined", "tenant", rec.TenantID, "provider", rec.Provider, "id", rec.ID, "reason", reason)
+		return n.cfg.Store.QuarantineInbox(ctx, rec.TenantID, rec.ID, reason)
+	default:
+		next := n.cfg.Now().Add(n.backoff(rec.Attempts + 1))
+		n.cfg.Logger.Info("webhook normalisation will be retried", "tenant", rec.TenantID, "provider", rec.Provider, "id", rec.ID, "attempt", rec.Attempts+1, "next", next, "error", err)
+		return n.cfg.Store.RetryInbox(ctx, rec.TenantID, rec.ID, next, err.Error())
+	}
+}
+
+func (n *Normalizer) backoff(attempt int) time.Duration {
+	d := n.cfg.MinBackoff
+	for i := 1; i < attempt && d < n.cfg.MaxBackoff; i++ {
+		d *= 2
+	}
+	return min(d, n.cfg.MaxBackoff)
+}
+
+func (n *Normalizer) process(ctx context.Context, rec store.InboxRecord) error {
+	t, ok := n.cfg.Tenants.Get(rec.TenantID)
+	if !ok {
+		return fmt.Errorf("%w: tenant %q is no longer configured", errQuarantine, rec.TenantID)
+	}
+	pt, ok := t.ProviderTenant(rec.Provider)
+	if !ok {
+		return fmt.Errorf("%w: provider %q is no longer enabled for tenant %q", errQuarantine, rec.Provider, rec.TenantID)
+	}
+	parser, err := n.cfg.Plugins.WebhookParser(rec.Provider)
+	if err != nil {
+		return err
+	}
+	var q map[string][]string
+	if u, err := url.ParseRequestURI(rec.RequestURI); err == nil {
+		q = u.Query()
+	}
+	cctx, cancel := context.WithTimeout(provider.WithRequestID(ctx, rec.CorrelationID), n.cfg.CallTimeout)
+	start := n.cfg.Now()
+	evs, err := parser.ParseWebhook(cctx, provider.WebhookRequest{Tenant: pt, Headers: rec.Header, Query: q, Body: rec.Body})
+	cancel()
+	n.cfg.Metrics.PluginCall(rec.Provider, "ParseWebhook", outcome(err), n.cfg.Now().Sub(start))
+	if err != nil {
+		switch provider.KindOf(err) {
+		case provider.KindPermanent, provider.KindInvalid, provider.KindUnsupported:
+			return fmt.Errorf("%w: %s: %v", errQuarantine, rec.Provider, err)
+		}
+		return fmt.Errorf("parse webhook: %w", err)
+	}
+	batch, err := n.build(ctx, rec, evs)
+	if err != nil {
+		return err
+	}
+	dels, err := n.cfg.Store.RecordEvents(ctx, batch)
+	if err != nil {
+		return fmt.Errorf("record events: %w", err)
+	}
+	for _, d := range dels {
+		if err := n.cfg.Bus.Publish(n.cfg.OutboxTopic, d.TenantID, d.ID); err != nil {
+			n.cfg.Logger.Warn("delivery not announced; the dispatcher's rescan picks it up", "id", d.ID, "error", err)
+		}
+	}
+	return nil
+}
+
+func outcome(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	if provider.IsTimeout(err) {
+		return "timeout"
+	}
+	return provider.KindOf(err).String()
+}
+
+var eventTypePattern = regexp.MustCompile(`^[a-z_]+(\.[a-z_]+)+$`)
+
+// build completes the plugin's events with the gateway's fields and
+// renders their bodies.
+func (n *Normalizer) build(ctx context.Context, rec store.InboxRecord, evs []provider.Event) (store.EventBatch, error) {
+	now := n.cfg.Now().UTC()
+	batch := store.EventBatch{TenantID: rec.TenantID, InboxID: rec.ID, Now: now}
+	for i, ev := range evs {
+		if !eventTypePattern.MatchString(ev.Type) {
+			return batch, fmt.Errorf("%w: plugin returned event %d with type %q", errQuarantine, i, ev.Type)
+		}
+		data := map[string]any{}
+		if len(ev.Data) > 0 {
+			if err := json.Unmarshal(ev.Data, &data); err != nil {
+				return batch, fmt.Errorf("%w: plugin returned event %d with data that is not a JSON object", errQuarantine, i)
+			}
+		}
+		if tid, ok := data["tenant_id"]; ok && tid != rec.TenantID {
+			// A plugin must not route events to another tenant.
+			n.cfg.Logger.Error("security: plugin returned an event for another tenant", "tenant", rec.TenantID, "provider", rec.Provider, "claimed", fmt.Sprint(tid))
+			return batch, fmt.Errorf("%w: plugin returned an event for another tenant", errQuarantine)
+		}
+		occurred := ev.OccurredAt
+		if occurred.IsZero() {
+			occurred = rec.ReceivedAt
+		}
+		data["tenant_id"] = rec.TenantID
+		data["provider"] = rec.Provider
+		data["occurred_at"] = occurred.UTC().Format(time.RFC3339Nano)
+		correlation := rec.CorrelationID
+		e := store.Event{
+			TenantID: rec.TenantID, Type: ev.Type, Provider: rec.Provider, Subject: ev.Subject,
+			ProviderEventID: ev.ID, OccurredAt: occurred, CreatedAt: now, InboxID: rec.ID,
+		}
+		if change, p, ok := n.paymentOf(ctx, rec, ev, data); ok {
+			e.PaymentID = p.ID
+			data["payment_id"] = p.ID
+			if _, set := data["reference"]; !set && p.Reference != "" {
+				data["reference"] = p.Reference
+			}
+			if _, set := data["customer"]; !set && p.Customer != nil {
+				data["customer"] = p.Customer
+			}
+			if p.CorrelationID != "" {
+				correlation = p.CorrelationID
+			}
+			batch.Payments = append(batch.Payments, change)
+		}
+		data["correlation_id"] = correlation
+		e.CorrelationID = correlation
+		body, err := json.Marshal(envelope{Type: ev.Type, Timestamp: occurred.UTC().Format("2006-01-02T15:04:05.000Z07:00"), Data: data})
+		if err != nil {
+			return batch, fmt.Errorf("%w: event %d: %v", errQuarantine, i, err)
+		}
+		e.Body = body
+		batch.Events = append(batch.Events, e)
+	}
+	return batch, nil
+}
+
+// envelope is the Standard Webhooks payload of EVENTS.md.
+type envelope struct {
+	Type      string         `json:"type"`
+	Timestamp string         `json:"timestamp"`
+	Data      map[string]any `json:"data"`
+}
+
+// paymentOf finds the gateway payment a payment event is about and the
+// change it implies.
+func (n *Normalizer) paymentOf(ctx context.Context, rec store.InboxRecord, ev provider.Event, data map[string]any) (store.PaymentChange, store.Payment, bool) {
+	if len(ev.Type) < 8 || ev.Type[:8] != "payment." {
+		return store.PaymentChange{}, store.Payment{}, false
+	}
+	// The plugin may know the gateway's id (Stripe keeps it in metadata);
+	// it only counts for a payment of this tenant.
+	if s, ok := data["payment_id"].(string); ok && s != "" {
+		if p, err := n.cfg.Store.GetPayment(ctx, rec.TenantID, s); err == nil && p.Provider == rec.Provider {
+			return store.PaymentChange{PaymentID: p.ID, Apply: applier(ev.Type, data)}, p, true
+		}
+		delete(data, "payment_id") // not ours: never pass on an unverified id
+	}
+	ids := []string{}
+	if s, ok := data["provider_payment_id"].(string); ok && s != "" {
+		ids = append(ids, s)
+	}
+	if ev.Subject != "" {
+		ids = append(ids, ev.Subject)
+	}
+	if s, ok := data["provider_payment_intent_id"].(string); ok && s != "" {
+		ids = append(ids, s)
+	}
+	for _, id := range ids {
+		p, err := n.cfg.Store.PaymentByProviderID(ctx, rec.Provider, id)
+		if err != nil || p.TenantID != rec.TenantID {
+			continue
+		}
+		return store.PaymentChange{PaymentID: p.ID, Apply: applier(ev.Type, data)}, p, true
+	}
+	return store.PaymentChange{}, store.Payment{}, false
+}
+
+// applier returns how a payment event changes the gateway's record.
+func applier(typ string, data map[string]any) func(*store.Payment) {
+	status, _ := data["status"].(string)
+	failureCode, _ := data["failure_code"].(string)
+	failureMsg, _ := data["failure_message"].(string)
+	method, _ := data["method"].(string)
+	refunded, _ := data["refunded_amount"].(float64)
+	return func(p *store.Payment) {
+		switch typ {
+		case "payment.confirmed":
+			if p.Status != string(payments.StatusRefunded) {
+				p.Status = string(payments.StatusSucceeded)
+			}
+		case "payment.failed":
+			p.Status = string(payments.StatusFailed)
+			p.FailureCode, p.FailureMessage = failureCode, failureMsg
+		case "payment.cancelled":
+			p.Status = string(payments.StatusCancelled)
+		case "payment.refunded":
+			if int64(refunded) > p.AmountRefunded {
+				p.AmountRefunded = min(int64(refunded), p.Amount)
+			}
+			if p.AmountRefunded >= p.Amount {
+				p.Status = string(payments.StatusRefunded)
+			}
+		default:
+			if payments.Status(status).Valid() && typ != "payment.disputed" {
+				p.Status = status
+			}
+		}
+		if method != "" {
+			p.Method = method
+		}
+	}
+}
+
+// Scan processes due inbox records (new ones whose announcement was lost,
+// and retries) every ScanInterval until ctx ends, handing them to work.
+func (n *Normalizer) Scan(ctx context.Context, work func(tenantID, id string)) {
+	t := time.NewTicker(n.cfg.ScanInterval)
+	defer t.Stop()
+	for {
+		recs, err := n.cfg.Store.DueInbox(ctx, n.cfg.Now(), 512)
+		if err != nil && ctx.Err() == nil {
+			n.cfg.Logger.Warn("inbox scan", "error", err)
+		}
+		for _, r := range recs {
+			if _, busy := n.inflight.Load(r.ID); !busy {
+				work(r.TenantID, r.ID)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
