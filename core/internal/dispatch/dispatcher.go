@@ -171,6 +171,14 @@ func (d *Dispatcher) slot(tenantID, endpointID string) chan struct{} {
 // attempt makes one delivery attempt and records it.
 func (d *Dispatcher) attempt(ctx context.Context, dl store.Delivery) {
 	log := d.cfg.Logger.With("tenant", dl.TenantID, "delivery", dl.ID, "event", dl.EventID, "endpoint", dl.EndpointID)
+	// The scan's snapshot may be stale: an attempt that finished since may
+	// have delivered or rescheduled this delivery. Only the stored state
+	// counts, so nothing is sent twice by the dispatcher itself.
+	cur, err := d.cfg.Store.GetDelivery(ctx, dl.TenantID, dl.ID)
+	if err != nil || cur.State != store.DeliveryPending || cur.NextAttemptAt.After(d.cfg.Now()) {
+		return
+	}
+	dl = cur
 	ep, err := d.cfg.Store.GetEndpoint(ctx, dl.TenantID, dl.EndpointID)
 	if errors.Is(err, store.ErrNotFound) {
 		d.finish(ctx, log, dl, store.DeliveryDead, "endpoint deleted", Result{}, d.cfg.Now())
