@@ -240,13 +240,27 @@ func TestWebhookToTenantEndpoint(t *testing.T) {
 		if accepted.Load() != 1 || dup.Load() != 49 || failed.Load() != 0 {
 			t.Fatalf("accepted %d, duplicates %d, failed %d; want 1, 49, 0", accepted.Load(), dup.Load(), failed.Load())
 		}
-		waitFor(t, "the event at the tenant endpoint", 10*time.Second, func() bool { return len(rcv.deliveries()) >= 1 })
-		time.Sleep(300 * time.Millisecond)
-		ds := rcv.deliveries()
-		if len(ds) != 1 {
-			t.Fatalf("tenant endpoint got %d deliveries, want 1", len(ds))
+		byType := func() map[string][]delivery {
+			out := map[string][]delivery{}
+			for _, d := range rcv.deliveries() {
+				var env struct {
+					Type string `json:"type"`
+				}
+				_ = json.Unmarshal(d.body, &env)
+				out[env.Type] = append(out[env.Type], d)
+			}
+			return out
 		}
-		d := ds[0]
+		waitFor(t, "the event at the tenant endpoint", 10*time.Second, func() bool { return len(byType()["payment.confirmed"]) >= 1 })
+		time.Sleep(300 * time.Millisecond)
+		got := byType()
+		if len(got["payment.confirmed"]) != 1 || len(got["payment.created"]) != 1 {
+			t.Fatalf("tenant endpoint got %d payment.confirmed and %d payment.created, want 1 each", len(got["payment.confirmed"]), len(got["payment.created"]))
+		}
+		if !strings.Contains(string(got["payment.created"][0].body), payID) {
+			t.Errorf("payment.created lacks the payment id: %s", got["payment.created"][0].body)
+		}
+		d := got["payment.confirmed"][0]
 		if !d.valid {
 			t.Fatalf("delivery does not verify as a Standard Webhook: id %q ts %q sig %q", d.id, d.ts, d.sig)
 		}
@@ -332,7 +346,7 @@ func TestWebhookToTenantEndpoint(t *testing.T) {
 		for _, m := range []string{`pipecore_webhooks_received_total{outcome="accepted",provider="stripe"} 2`,
 			`pipecore_webhooks_received_total{outcome="duplicate",provider="stripe"} 49`,
 			`pipecore_webhooks_rejected_total{provider="stripe",reason="invalid_signature"}`,
-			`pipecore_deliveries_total{outcome="delivered"} 1`, `pipecore_webhooks_quarantined_total{provider="stripe"} 2`,
+			`pipecore_deliveries_total{outcome="delivered"} 2`, `pipecore_webhooks_quarantined_total{provider="stripe"} 2`,
 			`pipecore_plugin_call_seconds_count{method="ParseWebhook"`} {
 			if !strings.Contains(string(b), m) {
 				t.Errorf("metrics lack %s", m)

@@ -176,13 +176,6 @@ func serve(ctx context.Context, path string) error {
 	b := bus.NewInProcess(log)
 	defer b.Close()
 
-	rec := audit.NewRecorder(g.store, log)
-	pay, err := payment.New(payment.Config{
-		Store: g.store, Plugins: g.plugins, Audit: rec, Logger: log, CallTimeout: cfg.Plugins.CallTimeout.Duration(),
-	})
-	if err != nil {
-		return err
-	}
 	norm := normalize.New(normalize.Config{
 		Store: g.store, Plugins: g.plugins, Tenants: g.tenants, Bus: b, OutboxTopic: bus.TopicOutbox,
 		Metrics: met, Logger: log, CallTimeout: cfg.Plugins.CallTimeout.Duration(),
@@ -196,6 +189,13 @@ func serve(ctx context.Context, path string) error {
 	disp, err := dispatch.NewDispatcher(dispatch.DispatcherConfig{
 		Store: g.store, Sender: sender, Schedule: schedule, Metrics: met, Logger: log,
 		MaxInFlightPerEndpoint: cfg.Delivery.MaxInFlightPerEndpoint, Workers: cfg.Delivery.Workers,
+	})
+	if err != nil {
+		return err
+	}
+	pay, err := payment.New(payment.Config{
+		Store: g.store, Plugins: g.plugins, Audit: audit.NewRecorder(g.store, log), Logger: log,
+		CallTimeout: cfg.Plugins.CallTimeout.Duration(), Notify: disp.Wake,
 	})
 	if err != nil {
 		return err

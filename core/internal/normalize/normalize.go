@@ -22,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pipecore/pipecore/core/internal/event"
 	"github.com/pipecore/pipecore/core/internal/metrics"
 	"github.com/pipecore/pipecore/core/internal/store"
 	"github.com/pipecore/pipecore/core/internal/tenant"
@@ -214,16 +215,10 @@ func (n *Normalizer) build(ctx context.Context, rec store.InboxRecord, evs []pro
 		if occurred.IsZero() {
 			occurred = rec.ReceivedAt
 		}
-		data["tenant_id"] = rec.TenantID
-		data["provider"] = rec.Provider
-		data["occurred_at"] = occurred.UTC().Format(time.RFC3339Nano)
 		correlation := rec.CorrelationID
-		e := store.Event{
-			TenantID: rec.TenantID, Type: ev.Type, Provider: rec.Provider, Subject: ev.Subject,
-			ProviderEventID: ev.ID, OccurredAt: occurred, CreatedAt: now, InboxID: rec.ID,
-		}
+		var paymentID string
 		if change, p, ok := n.paymentOf(ctx, rec, ev, data); ok {
-			e.PaymentID = p.ID
+			paymentID = p.ID
 			data["payment_id"] = p.ID
 			if _, set := data["reference"]; !set && p.Reference != "" {
 				data["reference"] = p.Reference
@@ -236,23 +231,14 @@ func (n *Normalizer) build(ctx context.Context, rec store.InboxRecord, evs []pro
 			}
 			batch.Payments = append(batch.Payments, change)
 		}
-		data["correlation_id"] = correlation
-		e.CorrelationID = correlation
-		body, err := json.Marshal(envelope{Type: ev.Type, Timestamp: occurred.UTC().Format("2006-01-02T15:04:05.000Z07:00"), Data: data})
+		e, err := event.New(rec.TenantID, rec.Provider, ev.Type, occurred, correlation, data)
 		if err != nil {
 			return batch, fmt.Errorf("%w: event %d: %v", errQuarantine, i, err)
 		}
-		e.Body = body
+		e.Subject, e.PaymentID, e.ProviderEventID, e.CreatedAt, e.InboxID = ev.Subject, paymentID, ev.ID, now, rec.ID
 		batch.Events = append(batch.Events, e)
 	}
 	return batch, nil
-}
-
-// envelope is the Standard Webhooks payload of EVENTS.md.
-type envelope struct {
-	Type      string         `json:"type"`
-	Timestamp string         `json:"timestamp"`
-	Data      map[string]any `json:"data"`
 }
 
 // paymentOf finds the gateway payment a payment event is about and the

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/pipecore/pipecore/core/internal/audit"
+	"github.com/pipecore/pipecore/core/internal/event"
 	"github.com/pipecore/pipecore/core/internal/store"
 	"github.com/pipecore/pipecore/core/internal/tenant"
 	"github.com/pipecore/pipecore/sdk/payments"
@@ -53,6 +54,9 @@ type Config struct {
 	CallTimeout time.Duration
 	// Now is the clock. Nil means time.Now.
 	Now func() time.Time
+	// Notify is called after events were recorded, to wake the dispatcher.
+	// Nil means no one is told (the dispatcher's scan still finds them).
+	Notify func()
 }
 
 // Service runs payment flows. It is safe for concurrent use.
@@ -71,6 +75,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Notify == nil {
+		cfg.Notify = func() {}
 	}
 	return &Service{cfg: cfg}, nil
 }
@@ -198,15 +205,38 @@ func (s *Service) Create(ctx context.Context, t *tenant.Tenant, opID string, in 
 	}
 	apply(&p, got)
 	err = s.cfg.Store.CreatePayment(ctx, p)
-	if errors.Is(err, store.ErrExists) {
-		// A previous run of this operation stored it before failing to
-		// answer; the provider returned the same payment again.
+	switch {
+	case errors.Is(err, store.ErrExists):
+		// A previous run of this operation stored it (and announced it)
+		// before failing to answer; the provider returned the same payment.
 		p, err = s.cfg.Store.UpdatePayment(ctx, t.ID, id, func(old *store.Payment) error { apply(old, got); return nil })
+	case err == nil:
+		s.created(ctx, p)
 	}
 	if err != nil {
 		return Result{}, fmt.Errorf("payment: store %s: %w", id, err)
 	}
 	return Result{Payment: p, ClientSecret: got.ClientSecret}, nil
+}
+
+// created records the payment.created event for the tenant's endpoints.
+// The payment exists either way: a failure here is logged, not returned.
+func (s *Service) created(ctx context.Context, p store.Payment) {
+	data := map[string]any{
+		"payment_id": p.ID, "provider_payment_id": p.ProviderPaymentID, "status": p.Status,
+		"amount": map[string]any{"amount": p.Amount, "currency": p.Currency}, "reference": p.Reference,
+		"redirect_url": p.RedirectURL,
+	}
+	ev, err := event.New(p.TenantID, p.Provider, "payment.created", p.CreatedAt, p.CorrelationID, data)
+	if err == nil {
+		ev.Subject, ev.PaymentID, ev.CreatedAt = p.ProviderPaymentID, p.ID, p.CreatedAt
+		_, err = s.cfg.Store.RecordEvents(ctx, store.EventBatch{TenantID: p.TenantID, Events: []store.Event{ev}, Now: p.CreatedAt})
+	}
+	if err != nil {
+		s.cfg.Logger.Error("payment.created event lost", "tenant", p.TenantID, "payment", p.ID, "error", err)
+		return
+	}
+	s.cfg.Notify()
 }
 
 // Get returns the tenant's payment; with refresh it first reads the
