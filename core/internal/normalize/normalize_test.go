@@ -20,7 +20,9 @@ import (
 // parser answers ParseWebhook from a function.
 type parser func(provider.WebhookRequest) ([]provider.Event, error)
 
-func (p parser) ParseWebhook(_ context.Context, r provider.WebhookRequest) ([]provider.Event, error) { return p(r) }
+func (p parser) ParseWebhook(_ context.Context, r provider.WebhookRequest) ([]provider.Event, error) {
+	return p(r)
+}
 
 type plugins struct{ p provider.WebhookParser }
 
@@ -31,7 +33,12 @@ type bus struct {
 	ids []string
 }
 
-func (b *bus) Publish(_, _, id string) error { b.mu.Lock(); defer b.mu.Unlock(); b.ids = append(b.ids, id); return nil }
+func (b *bus) Publish(_, _, id string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.ids = append(b.ids, id)
+	return nil
+}
 
 type env struct {
 	st  *store.Bolt
@@ -129,12 +136,20 @@ func TestQuarantineAndRetry(t *testing.T) {
 		p          parser
 		quarantine string // reason fragment; "" means retried
 	}{
-		"permanent error":     {p: func(provider.WebhookRequest) ([]provider.Event, error) { return nil, provider.Permanent(errors.New("bad json")) }, quarantine: "bad json"},
-		"unsupported":         {p: func(provider.WebhookRequest) ([]provider.Event, error) { return nil, provider.ErrUnsupported }, quarantine: "not supported"},
-		"bad event type":      {p: func(provider.WebhookRequest) ([]provider.Event, error) { return []provider.Event{{Type: "Payment Confirmed"}}, nil }, quarantine: "type"},
-		"data not an object":  {p: func(provider.WebhookRequest) ([]provider.Event, error) { return []provider.Event{{Type: "payment.confirmed", Data: []byte(`[1]`)}}, nil }, quarantine: "JSON object"},
+		"permanent error": {p: func(provider.WebhookRequest) ([]provider.Event, error) {
+			return nil, provider.Permanent(errors.New("bad json"))
+		}, quarantine: "bad json"},
+		"unsupported": {p: func(provider.WebhookRequest) ([]provider.Event, error) { return nil, provider.ErrUnsupported }, quarantine: "not supported"},
+		"bad event type": {p: func(provider.WebhookRequest) ([]provider.Event, error) {
+			return []provider.Event{{Type: "Payment Confirmed"}}, nil
+		}, quarantine: "type"},
+		"data not an object": {p: func(provider.WebhookRequest) ([]provider.Event, error) {
+			return []provider.Event{{Type: "payment.confirmed", Data: []byte(`[1]`)}}, nil
+		}, quarantine: "JSON object"},
 		"another tenant's id": {p: confirmed("evil"), quarantine: "another tenant"},
-		"retryable error":     {p: func(provider.WebhookRequest) ([]provider.Event, error) { return nil, provider.Retryable(errors.New("provider 503")) }},
+		"retryable error": {p: func(provider.WebhookRequest) ([]provider.Event, error) {
+			return nil, provider.Retryable(errors.New("provider 503"))
+		}},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
