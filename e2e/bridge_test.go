@@ -33,7 +33,7 @@ data_dir: %s
 plugins_dir: %s
 log: { level: info, format: json }
 plugins: { call_timeout: 5s, start_timeout: 10s }
-delivery: { schedule: [50ms, 100ms, 150ms], timeout: 400ms }
+delivery: { schedule: [50ms, 100ms, 150ms], timeout: 400ms, allow_http: true, allow_networks: ["127.0.0.1/32"] }
 tenants:
   tableflow:
     api_keys: ["${TABLEFLOW_API_KEY}"]

@@ -27,6 +27,7 @@ import (
 	"github.com/pipecore/pipecore/core/internal/normalize"
 	"github.com/pipecore/pipecore/core/internal/payment"
 	"github.com/pipecore/pipecore/core/internal/pluginhost"
+	"github.com/pipecore/pipecore/core/internal/ratelimit"
 	"github.com/pipecore/pipecore/core/internal/store"
 	"github.com/pipecore/pipecore/core/internal/tenant"
 	"github.com/pipecore/pipecore/core/internal/webhook"
@@ -184,7 +185,15 @@ func serve(ctx context.Context, path string) error {
 	for _, d := range cfg.Delivery.Schedule {
 		schedule = append(schedule, d.Duration())
 	}
-	sender := dispatch.NewSender(dispatch.SenderConfig{Timeout: cfg.Delivery.Timeout.Duration()})
+	policy, err := cfg.DeliveryPolicy()
+	if err != nil {
+		return configError(err)
+	}
+	sender := dispatch.NewSender(dispatch.SenderConfig{
+		Timeout: cfg.Delivery.Timeout.Duration(),
+		// Every resolved address is checked at dial time (DNS rebinding).
+		Dialer: policy.Dialer(&net.Dialer{KeepAlive: 30 * time.Second}, nil, dispatch.ErrBlockedAddress),
+	})
 	defer sender.Close()
 	disp, err := dispatch.NewDispatcher(dispatch.DispatcherConfig{
 		Store: g.store, Sender: sender, Schedule: schedule, Metrics: met, Logger: log,
@@ -223,6 +232,7 @@ func serve(ctx context.Context, path string) error {
 		Tenants: g.tenants, Payments: pay, Store: g.store, Logger: log,
 		MaxBodyBytes: int(cfg.HTTP.MaxBodyBytes), Ready: g.ready,
 		Notifier: notifier{bus: b, disp: disp}, Webhooks: ingress, Metrics: met.Handler(),
+		RateLimit: ratelimit.New(cfg.Limits.TenantRPS, cfg.Limits.TenantBurst), EndpointPolicy: &policy,
 	})
 	if err != nil {
 		return err

@@ -12,6 +12,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
+	"strconv"
 	"time"
 
 	"github.com/fasthttp/router"
@@ -19,6 +21,8 @@ import (
 
 	"github.com/pipecore/pipecore/core/internal/httpserver"
 	"github.com/pipecore/pipecore/core/internal/payment"
+	"github.com/pipecore/pipecore/core/internal/ratelimit"
+	"github.com/pipecore/pipecore/core/internal/ssrf"
 	"github.com/pipecore/pipecore/core/internal/store"
 	"github.com/pipecore/pipecore/core/internal/tenant"
 	"github.com/pipecore/pipecore/sdk/provider"
@@ -37,6 +41,12 @@ type Config struct {
 	Webhooks WebhookHandlers
 	// Metrics serves /metrics; nil disables it.
 	Metrics fasthttp.RequestHandler
+	// RateLimit bounds each tenant's request rate; nil means unlimited.
+	RateLimit *ratelimit.Limiter
+	// EndpointPolicy decides which endpoint URLs may be registered (the
+	// dispatcher's dialer checks the resolved addresses again). Nil means
+	// the strict default: public https only.
+	EndpointPolicy *ssrf.Policy
 	// Ready reports whether the gateway can serve (storage open, plugins
 	// healthy) and why not, for /readyz.
 	Ready func(ctx context.Context) (ok bool, detail any)
@@ -76,6 +86,9 @@ func New(cfg Config) (*API, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.EndpointPolicy == nil {
+		cfg.EndpointPolicy = &ssrf.Policy{}
 	}
 	if cfg.Notifier == nil {
 		cfg.Notifier = noNotifier{}
@@ -169,6 +182,11 @@ func (a *API) auth(next tenantHandler) fasthttp.RequestHandler {
 			httpserver.WriteError(ctx, fasthttp.StatusUnauthorized, "unauthorized", "missing or invalid API key (send Authorization: Bearer <key>)")
 			return
 		}
+		if ok, wait := a.cfg.RateLimit.Allow(t.ID, a.cfg.Now()); !ok {
+			ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+			httpserver.WriteError(ctx, fasthttp.StatusTooManyRequests, "rate_limited", "too many requests for this tenant; retry after the Retry-After delay")
+			return
+		}
 		next(ctx, t)
 	}
 }
@@ -187,6 +205,10 @@ func (a *API) decode(ctx *fasthttp.RequestCtx, v any) bool {
 		httpserver.WriteError(ctx, fasthttp.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("request body exceeds %d bytes", a.cfg.MaxBodyBytes))
 		return false
 	}
+	if depth := jsonDepth(body); depth > maxJSONDepth {
+		httpserver.WriteError(ctx, fasthttp.StatusBadRequest, "invalid_request", fmt.Sprintf("malformed JSON body: nested deeper than %d levels", maxJSONDepth))
+		return false
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -198,6 +220,33 @@ func (a *API) decode(ctx *fasthttp.RequestCtx, v any) bool {
 		return false
 	}
 	return true
+}
+
+// maxJSONDepth bounds the nesting of request bodies; the API's own shapes
+// need 3.
+const maxJSONDepth = 16
+
+// jsonDepth returns the deepest nesting of objects and arrays in b,
+// ignoring brackets inside strings. It does not validate b.
+func jsonDepth(b []byte) int {
+	depth, deepest, inString, escaped := 0, 0, false, false
+	for _, c := range b {
+		switch {
+		case escaped:
+			escaped = false
+		case inString && c == '\\':
+			escaped = true
+		case c == '"':
+			inString = !inString
+		case inString:
+		case c == '{' || c == '[':
+			depth++
+			deepest = max(deepest, depth)
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return deepest
 }
 
 func describeJSONError(err error) string {

@@ -20,6 +20,7 @@ import (
 	"github.com/pipecore/pipecore/core/internal/httpserver"
 	"github.com/pipecore/pipecore/core/internal/payment"
 	"github.com/pipecore/pipecore/core/internal/pluginhost"
+	"github.com/pipecore/pipecore/core/internal/ratelimit"
 	"github.com/pipecore/pipecore/core/internal/store"
 	"github.com/pipecore/pipecore/core/internal/tenant"
 	"github.com/pipecore/pipecore/sdk/provider"
@@ -40,7 +41,7 @@ type env struct {
 
 // newEnv serves the API over real HTTP on 127.0.0.1 with an in-process
 // fake payments provider behind the plugin host.
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T, opts ...func(*api.Config)) *env {
 	t.Helper()
 	fake := &providertest.FakePayments{}
 	launcher := pluginhost.NewInProcess(map[string]provider.Provider{"fake": fake})
@@ -67,7 +68,11 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := api.New(api.Config{Tenants: reg, Payments: pay, Store: st})
+	cfg := api.Config{Tenants: reg, Payments: pay, Store: st}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	a, err := api.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,5 +269,35 @@ func TestIdempotencyKeyValidation(t *testing.T) {
 	}
 	if n := e.fake.Calls(); n != 0 {
 		t.Fatalf("provider called %d times for a rejected request", n)
+	}
+}
+
+func TestRateLimitIsPerTenant(t *testing.T) {
+	e := newEnv(t, func(c *api.Config) { c.RateLimit = ratelimit.New(0.5, 3) })
+	get := func(key string) reply {
+		req, _ := http.NewRequest("GET", e.url+"/v1/logs", nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		return e.send(t, req)
+	}
+	for i := 0; i < 3; i++ {
+		if r := get(keyA); r.status != 200 {
+			t.Fatalf("request %d of the burst: %d %s", i+1, r.status, r.raw)
+		}
+	}
+	r := get(keyA)
+	if r.status != 429 || r.code() != "rate_limited" || r.header.Get("Retry-After") != "2" {
+		t.Fatalf("past the burst: %d %s Retry-After=%q", r.status, r.raw, r.header.Get("Retry-After"))
+	}
+	if r := get(keyB); r.status != 200 {
+		t.Fatalf("tenant b limited by a's burst: %d %s", r.status, r.raw)
+	}
+}
+
+func TestDeepJSONIsRefused(t *testing.T) {
+	e := newEnv(t)
+	deep := `{"amount":1,"currency":"CLP","reference":"x","metadata":` + strings.Repeat("[", 40) + strings.Repeat("]", 40) + `}`
+	r := e.post(t, "/v1/payments", keyA, "", deep)
+	if r.status != 400 || !strings.Contains(r.raw, "nested deeper") {
+		t.Fatalf("deep body: %d %s", r.status, r.raw)
 	}
 }

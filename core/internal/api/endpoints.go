@@ -9,6 +9,7 @@ import (
 	"github.com/pipecore/pipecore/core/internal/dispatch"
 	"github.com/pipecore/pipecore/core/internal/httpserver"
 	"github.com/pipecore/pipecore/core/internal/payment"
+	"github.com/pipecore/pipecore/core/internal/ssrf"
 	"github.com/pipecore/pipecore/core/internal/store"
 	"github.com/pipecore/pipecore/core/internal/tenant"
 )
@@ -46,10 +47,13 @@ type endpointRequest struct {
 	Ordered *bool     `json:"ordered,omitempty"`
 }
 
-func (r endpointRequest) validate() string {
+func (r endpointRequest) validate(policy *ssrf.Policy) string {
 	if r.URL != nil {
 		if msg := validEndpointURL(*r.URL); msg != "" {
 			return msg
+		}
+		if err := policy.CheckURL(*r.URL); err != nil {
+			return err.Error()
 		}
 	}
 	if r.Types != nil {
@@ -67,7 +71,7 @@ func (a *API) createEndpoint(ctx *fasthttp.RequestCtx, t *tenant.Tenant) {
 		httpserver.WriteError(ctx, fasthttp.StatusBadRequest, "invalid_request", "url is required")
 		return
 	}
-	if msg := req.validate(); msg != "" {
+	if msg := req.validate(a.cfg.EndpointPolicy); msg != "" {
 		httpserver.WriteError(ctx, fasthttp.StatusBadRequest, "invalid_request", msg)
 		return
 	}
@@ -126,7 +130,7 @@ func (a *API) updateEndpoint(ctx *fasthttp.RequestCtx, t *tenant.Tenant) {
 	if !a.decode(ctx, &req) {
 		return
 	}
-	if msg := req.validate(); msg != "" {
+	if msg := req.validate(a.cfg.EndpointPolicy); msg != "" {
 		httpserver.WriteError(ctx, fasthttp.StatusBadRequest, "invalid_request", msg)
 		return
 	}

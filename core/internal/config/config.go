@@ -76,6 +76,8 @@ type Config struct {
 	HTTP HTTP `yaml:"http"`
 	// Plugins bounds calls to plugin processes.
 	Plugins Plugins `yaml:"plugins"`
+	// Limits bounds what one tenant may ask of the gateway.
+	Limits Limits `yaml:"limits"`
 	// Webhooks bounds the provider webhook ingress.
 	Webhooks Webhooks `yaml:"webhooks"`
 	// Delivery configures the signed delivery of events to tenant
@@ -116,6 +118,17 @@ type Plugins struct {
 	StartTimeout Duration `yaml:"start_timeout"`
 }
 
+// Limits bounds each tenant's use of the tenant API.
+type Limits struct {
+	// TenantRPS is the sustained requests per second of one tenant's API
+	// calls; past it the tenant gets 429 with Retry-After. Default 100;
+	// a negative value disables the limit.
+	TenantRPS float64 `yaml:"tenant_rps"`
+	// TenantBurst is how many requests a tenant may make at once.
+	// Default 200.
+	TenantBurst int `yaml:"tenant_burst"`
+}
+
 // Webhooks configures the provider webhook ingress.
 type Webhooks struct {
 	// MaxBodyBytes caps a webhook body. Default 5 MiB (5242880).
@@ -143,6 +156,18 @@ type Delivery struct {
 	MaxInFlightPerEndpoint int `yaml:"max_in_flight_per_endpoint"`
 	// Workers bounds concurrent attempts overall. Default 256.
 	Workers int `yaml:"workers"`
+	// AllowHTTP lets endpoints use plain http (development only); by
+	// default only https is delivered to.
+	AllowHTTP bool `yaml:"allow_http"`
+	// AllowNetworks lists CIDRs or IPs that endpoints may resolve to even
+	// though they are private, loopback or link-local (e.g. 127.0.0.1 for
+	// local development). Every other internal address is refused, at
+	// registration and again at dial time.
+	AllowNetworks []string `yaml:"allow_networks"`
+	// AllowHosts lists host names accepted at registration despite the
+	// internal-name rules (localhost, *.internal, ...); their addresses
+	// must still pass AllowNetworks.
+	AllowHosts []string `yaml:"allow_hosts"`
 }
 
 // Endpoint is a tenant's receiver of events, declared in the config.
@@ -254,6 +279,12 @@ func (c *Config) setDefaults() {
 	}
 	setDuration(&c.Plugins.CallTimeout, defaultCallTimeout)
 	setDuration(&c.Plugins.StartTimeout, defaultStartTimeout)
+	if c.Limits.TenantRPS == 0 {
+		c.Limits.TenantRPS = 100
+	}
+	if c.Limits.TenantBurst == 0 {
+		c.Limits.TenantBurst = 200
+	}
 	if c.Webhooks.MaxBodyBytes == 0 {
 		c.Webhooks.MaxBodyBytes = 5 << 20
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"reflect"
 	"strconv"
@@ -264,6 +265,17 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		default:
 			d.fail(path, n.Line, "expected true or false, got %q", truncate(n.Value))
 		}
+	case reflect.Float64:
+		s, ok := d.scalar(n, path, "a number")
+		if !ok {
+			return
+		}
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+			d.fail(path, n.Line, "expected a number, got %q", truncate(n.Value))
+			return
+		}
+		v.SetFloat(f)
 	case reflect.Int, reflect.Int64:
 		s, ok := d.scalar(n, path, "a whole number")
 		if !ok {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/pipecore/pipecore/core/internal/ssrf"
 	"github.com/pipecore/pipecore/sdk/provider"
 )
 
@@ -34,6 +35,11 @@ func (c *Config) Validate() error { return joinProblems(c.validate()) }
 func (c *Config) validate() []*problem {
 	v := validator{c: c}
 	v.server()
+	if p, err := c.DeliveryPolicy(); err != nil {
+		v.add("delivery.allow_networks", "%v", err)
+	} else {
+		v.policy = &p
+	}
 	owners := make(map[string]string) // key hash → tenant id
 	for _, id := range slices.Sorted(maps.Keys(c.Tenants)) {
 		v.tenant(id, c.Tenants[id], owners)
@@ -42,8 +48,20 @@ func (c *Config) validate() []*problem {
 }
 
 type validator struct {
-	c     *Config
-	probs []*problem
+	c      *Config
+	probs  []*problem
+	policy *ssrf.Policy // nil when delivery.allow_networks is invalid
+}
+
+// DeliveryPolicy returns the outbound address policy for tenant endpoints
+// built from the delivery settings.
+func (c *Config) DeliveryPolicy() (ssrf.Policy, error) {
+	p, err := ssrf.ParsePolicy(c.Delivery.AllowHTTP, c.Delivery.AllowNetworks, nil)
+	if err != nil {
+		return p, err
+	}
+	p.AllowHosts = c.Delivery.AllowHosts
+	return p, nil
 }
 
 func (v *validator) add(path, format string, args ...any) {
@@ -131,6 +149,10 @@ func (v *validator) tenant(id string, t Tenant, owners map[string]string) {
 		seenEndpoints[e.ID] = true
 		if u, err := url.Parse(e.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
 			v.add(join(ep, "url"), "tenant %q: endpoint %q: url must be an absolute http(s) URL without user info", id, e.ID)
+		} else if v.policy != nil {
+			if err := v.policy.CheckURL(e.URL); err != nil {
+				v.add(join(ep, "url"), "tenant %q: endpoint %q: %v", id, e.ID, err)
+			}
 		}
 		for _, sec := range []struct{ name, val string }{{"secret", e.Secret}, {"previous_secret", e.PreviousSecret}} {
 			if sec.val == "" && sec.name == "previous_secret" {
