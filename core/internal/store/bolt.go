@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
@@ -19,8 +20,15 @@ import (
 	bolterrors "go.etcd.io/bbolt/errors"
 )
 
-// SchemaVersion is the bbolt layout this build reads and writes.
-const SchemaVersion = 1
+// SchemaVersion is the bbolt layout this build reads and writes. Opening a
+// file of an older version migrates it (see migrate); a newer one is
+// refused.
+//
+//   - 1: the first layout.
+//   - 2: audit records carry PrevHash and Hash; the admin buckets. A build
+//     of version 1 would append unchained records, so it must refuse the
+//     file, and does.
+const SchemaVersion = 2
 
 // Bucket names. Every value is JSON unless said otherwise.
 var (
@@ -29,7 +37,7 @@ var (
 	bucketByProvider  = []byte("payments_by_provider")   // lp(provider) lp(provider id) → payments key
 	bucketIdem        = []byte("idempotency")            // lp(tenant) lp(scope) lp(key) → IdemRecord
 	bucketIdemCreated = []byte("idempotency_by_created") // be64(created µs) idempotency key → empty
-	bucketAudit       = []byte("audit")                  // tenant (bucket) → be64(seq) → AuditRecord
+	bucketAudit       = []byte("audit")                  // tenant (bucket) → be64(seq) → AuditRecord (hash chained)
 	bucketAuditByRes  = []byte("audit_by_resource")      // lp(tenant) lp(resource id) be64(seq) → empty
 
 	// The event bridge (bolt_inbox.go, bolt_events.go, bolt_outbox.go).
@@ -51,6 +59,13 @@ var (
 	bucketDeliveryQueue = []byte("delivery_queue")      // lp(tenant) lp(endpoint) lp(order key) be64(queue seq) → delivery id; pending and blocked only
 	bucketAttempts      = []byte("attempts")            // lp(tenant) lp(delivery id) be64(n-th recorded) → Attempt
 
+	// What operators manage (bolt_admin.go).
+	bucketTenants      = []byte("tenants")        // tenant id → TenantRecord
+	bucketAPIKeys      = []byte("api_keys")       // lp(tenant) lp(key id) → APIKeyRecord
+	bucketAPIKeyIDs    = []byte("api_key_ids")    // key id → its api_keys key
+	bucketAPIKeyHashes = []byte("api_key_hashes") // hash → key id; revoked keys' hashes stay
+	bucketCredentials  = []byte("credentials")    // lp(tenant) lp(provider) lp(field) → blob(CredentialRecord, Sealed)
+
 	keySchemaVersion = []byte("schema_version") // decimal ASCII
 	keyOpen          = []byte("open")           // present while a process has the file open
 )
@@ -60,6 +75,7 @@ var dataBuckets = [][]byte{
 	bucketInbox, bucketInboxIDs, bucketInboxDue, bucketDedup, bucketDedupTime,
 	bucketEvents, bucketEventIDs, bucketEventsByPay, bucketEndpoints,
 	bucketDeliveries, bucketDeliveryDue, bucketDeliveryEvent, bucketDeliveryQueue, bucketAttempts,
+	bucketTenants, bucketAPIKeys, bucketAPIKeyIDs, bucketAPIKeyHashes, bucketCredentials,
 }
 
 // BoltOptions configures OpenBolt. The zero value means the documented
@@ -171,10 +187,15 @@ func OpenBolt(path string, opts BoltOptions) (*Bolt, error) {
 	return b, nil
 }
 
-// init creates or checks the schema and marks the file open. A file that was
-// still marked open was not closed cleanly, and is checked.
+// init creates or checks the schema, migrates an older one and marks the
+// file open, all in one transaction. A file that was still marked open was
+// not closed cleanly, and is checked.
 func (b *Bolt) init() error {
-	var unclean bool
+	var (
+		unclean  bool
+		from     int
+		migrated migration
+	)
 	err := b.db.Update(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		if meta == nil {
@@ -203,6 +224,14 @@ func (b *Bolt) init() error {
 				return err
 			}
 		}
+		if from = v; v < SchemaVersion {
+			if migrated, err = migrate(tx, v); err != nil {
+				return fmt.Errorf("migrate from schema %d: %w", v, err)
+			}
+			if err := meta.Put(keySchemaVersion, []byte(strconv.Itoa(SchemaVersion))); err != nil {
+				return err
+			}
+		}
 		unclean = meta.Get(keyOpen) != nil
 		return meta.Put(keyOpen, []byte(strconv.Itoa(os.Getpid())))
 	})
@@ -211,6 +240,10 @@ func (b *Bolt) init() error {
 			return err
 		}
 		return fmt.Errorf("store: initialise %s: %w", b.path, err)
+	}
+	if from < SchemaVersion {
+		b.log.Info("store: migrated the database", "path", b.path, "from", from, "to", SchemaVersion,
+			"audit_tenants", migrated.auditTenants, "audit_records", migrated.auditRecords)
 	}
 	if unclean {
 		b.log.Warn("store: database was not closed cleanly; checking it", "path", b.path)
@@ -221,6 +254,70 @@ func (b *Bolt) init() error {
 	}
 	b.log.Info("store: opened", "path", b.path, "schema_version", SchemaVersion)
 	return nil
+}
+
+// migration counts what migrate changed.
+type migration struct {
+	auditTenants, auditRecords int
+}
+
+// migrate brings a file of schema version from up to SchemaVersion inside
+// init's transaction: all of it or nothing. The new buckets already exist.
+//
+// From 1: every audit record gets PrevHash and Hash, chained in seq order
+// per tenant from AuditGenesis. The chain then vouches for those records
+// from the migration on; what happened to them before is not known. A gap
+// in an old log is chained over and VerifyAudit reports it.
+func migrate(tx *bolt.Tx, from int) (migration, error) {
+	var m migration
+	if from >= 2 {
+		return m, nil
+	}
+	ab := tx.Bucket(bucketAudit)
+	var tenants [][]byte
+	if err := ab.ForEachBucket(func(k []byte) error {
+		tenants = append(tenants, bytes.Clone(k))
+		return nil
+	}); err != nil {
+		return m, err
+	}
+	for _, tenant := range tenants {
+		tb := ab.Bucket(tenant)
+		var keys [][]byte // collected first: a Put moves a cursor
+		if err := tb.ForEach(func(k, _ []byte) error {
+			keys = append(keys, bytes.Clone(k))
+			return nil
+		}); err != nil {
+			return m, err
+		}
+		prev := AuditGenesis
+		for _, k := range keys {
+			v := tb.Get(k)
+			if len(k) != 8 || v == nil {
+				return m, fmt.Errorf("audit log of %q holds a key that is not a seq: %w", tenant, errCorrupt)
+			}
+			r, err := decodeAudit(v, binary.BigEndian.Uint64(k))
+			if err != nil {
+				return m, err
+			}
+			if err := compactAuditPayloads(&r); err != nil {
+				return m, err
+			}
+			r.PrevHash = prev
+			r.Hash = AuditHash(&r)
+			val, err := encodeAudit(&r)
+			if err != nil {
+				return m, err
+			}
+			if err := tb.Put(k, val); err != nil {
+				return m, err
+			}
+			prev = r.Hash
+			m.auditRecords++
+		}
+		m.auditTenants++
+	}
+	return m, nil
 }
 
 // check runs bbolt's consistency check and reports the first few problems.
@@ -752,8 +849,18 @@ func (b *Bolt) SweepIdempotent(ctx context.Context, before time.Time) (int, erro
 
 // ---- audit
 
-// AppendAudit implements Store. The stored value omits ID and Seq: both
-// follow from the key.
+// AppendAudit implements Store. The stored value is the record's JSON
+// without ID and Seq, which follow from the key.
+//
+// Request and Response are first brought to the compact form in which
+// encoding/json stores a json.RawMessage, so the hash covers exactly the
+// bytes ListAudit and VerifyAudit read back. The chain link is made inside
+// the shared commit: every run of the batch function reads the tenant's
+// last record in its own transaction, so a batch that bbolt runs again
+// chains afresh, and concurrent appends of one tenant chain in commit order.
+// The JSON is encoded before the commit with placeholder hashes, which the
+// commit overwrites (see auditTail): encoding inside it would hold up every
+// writer sharing it.
 func (b *Bolt) AppendAudit(ctx context.Context, r AuditRecord) (AuditRecord, error) {
 	if err := b.ready(ctx); err != nil {
 		return AuditRecord{}, err
@@ -775,35 +882,248 @@ func (b *Bolt) AppendAudit(ctx context.Context, r AuditRecord) (AuditRecord, err
 		r.Time = time.Now()
 	}
 	r.Time = normTime(r.Time)
-	r.ID, r.Seq = "", 0
-	val, err := json.Marshal(r)
+	if err := compactAuditPayloads(&r); err != nil {
+		return AuditRecord{}, err
+	}
+	r.ID, r.Seq, r.PrevHash, r.Hash = "", 0, AuditGenesis, AuditGenesis
+	tmpl, err := encodeAudit(&r)
 	if err != nil {
-		return AuditRecord{}, fmt.Errorf("store: encode audit record: %w", err)
+		return AuditRecord{}, err
+	}
+	if !bytes.HasSuffix(tmpl, placeholderTail) {
+		tmpl = nil // not the layout auditTail expects: encode in the commit
 	}
 	tenant := []byte(r.TenantID)
 
-	var seq uint64
+	var stored AuditRecord
 	err = b.batch(func(tx *bolt.Tx) error {
 		tb, err := tx.Bucket(bucketAudit).CreateBucketIfNotExists(tenant)
 		if err != nil {
 			return err
 		}
 		tb.FillPercent = 1 // append-only: keep leaves full
-		if seq, err = tb.NextSequence(); err != nil {
+		rec := r
+		if rec.PrevHash, err = lastAuditHash(tb); err != nil {
+			return err
+		}
+		if rec.Seq, err = tb.NextSequence(); err != nil {
+			return err
+		}
+		rec.Hash = AuditHash(&rec)
+		var val []byte
+		if tmpl != nil {
+			val = withAuditHashes(tmpl, rec.PrevHash, rec.Hash)
+		} else if val, err = encodeAudit(&rec); err != nil {
 			return err
 		}
 		if rk != nil {
-			if err := tx.Bucket(bucketAuditByRes).Put(binary.BigEndian.AppendUint64(rk, seq), []byte{}); err != nil {
+			if err := tx.Bucket(bucketAuditByRes).Put(binary.BigEndian.AppendUint64(rk, rec.Seq), []byte{}); err != nil {
 				return err
 			}
 		}
-		return tb.Put(seqKey(seq), val)
+		if err := tb.Put(seqKey(rec.Seq), val); err != nil {
+			return err
+		}
+		rec.ID = AuditID(rec.Seq)
+		stored = rec
+		return nil
 	})
 	if err != nil {
 		return AuditRecord{}, fmt.Errorf("store: append audit: %w", err)
 	}
+	return stored, nil
+}
+
+// compactAuditPayloads replaces Request and Response by the bytes
+// encoding/json writes for them (compact, HTML-escaped; empty is nil),
+// which it writes unchanged when they are marshalled again.
+func compactAuditPayloads(r *AuditRecord) error {
+	for _, p := range []*json.RawMessage{&r.Request, &r.Response} {
+		if len(*p) == 0 {
+			*p = nil
+			continue
+		}
+		c, err := json.Marshal(*p)
+		if err != nil {
+			return fmt.Errorf("store: encode audit record: %w", err)
+		}
+		*p = c
+	}
+	return nil
+}
+
+// encodeAudit encodes r without ID and Seq.
+func encodeAudit(r *AuditRecord) ([]byte, error) {
+	m := *r
+	m.ID, m.Seq = "", 0
+	v, err := json.Marshal(&m)
+	if err != nil {
+		return nil, fmt.Errorf("store: encode audit record: %w", err)
+	}
+	return v, nil
+}
+
+func decodeAudit(v []byte, seq uint64) (AuditRecord, error) {
+	var r AuditRecord
+	if err := json.Unmarshal(v, &r); err != nil {
+		return AuditRecord{}, fmt.Errorf("store: decode audit record: %w", err)
+	}
 	r.Seq, r.ID = seq, AuditID(seq)
 	return r, nil
+}
+
+// auditTail is how encodeAudit's output ends, because PrevHash and Hash
+// are the last fields of AuditRecord and hex needs no escaping:
+//
+//	,"prev_hash":"<64 hex>","hash":"<64 hex>"}
+//
+// AppendAudit and lastAuditHash use it to write and read the hashes
+// without encoding or decoding the rest; both fall back to encoding/json
+// when a value does not end like this.
+const (
+	auditTailPrev = `,"prev_hash":"`
+	auditTailHash = `","hash":"`
+	auditTailEnd  = `"}`
+)
+
+var placeholderTail = []byte(auditTailPrev + AuditGenesis + auditTailHash + AuditGenesis + auditTailEnd)
+
+// withAuditHashes returns a copy of tmpl, which ends in placeholderTail,
+// with prev and hash in the placeholders' places.
+func withAuditHashes(tmpl []byte, prev, hash string) []byte {
+	v := bytes.Clone(tmpl)
+	hashAt := len(v) - len(auditTailEnd) - len(hash)
+	copy(v[hashAt:], hash)
+	copy(v[hashAt-len(auditTailHash)-len(prev):], prev)
+	return v
+}
+
+// lastAuditHash returns the Hash of the last record of a tenant's audit
+// bucket, or AuditGenesis when there is none. A last record without a valid
+// hash is corrupt: appending after it would extend a chain that cannot be
+// verified, so the append fails instead.
+func lastAuditHash(tb *bolt.Bucket) (string, error) {
+	k, v := tb.Cursor().Last()
+	if k == nil {
+		return AuditGenesis, nil
+	}
+	if h, ok := tailAuditHash(v); ok {
+		return h, nil
+	}
+	var last struct {
+		Hash string `json:"hash"`
+	}
+	if len(k) != 8 || v == nil || json.Unmarshal(v, &last) != nil || !isHexSHA256(last.Hash) {
+		return "", fmt.Errorf("store: the tenant's last audit record has no valid hash: %w", errCorrupt)
+	}
+	return last.Hash, nil
+}
+
+// tailAuditHash reads the Hash of a stored record that ends as auditTail
+// says. In JSON, `","hash":"` cannot be inside a string, so this is the
+// object's last key, which encoding/json would decode too (the last of
+// duplicate keys wins). VerifyAudit decodes in full either way.
+func tailAuditHash(v []byte) (string, bool) {
+	n := len(v) - len(auditTailEnd) - 2*sha256.Size
+	if n < len(auditTailHash) || !bytes.HasSuffix(v, []byte(auditTailEnd)) || string(v[n-len(auditTailHash):n]) != auditTailHash {
+		return "", false
+	}
+	h := string(v[n : len(v)-len(auditTailEnd)])
+	return h, isHexSHA256(h)
+}
+
+// auditVerifyChunk is how many records VerifyAudit reads per read
+// transaction, so that a long log does not hold one open for long.
+const auditVerifyChunk = 1000
+
+// VerifyAudit implements Store. It reads the log in read transactions of
+// auditVerifyChunk records; appends made meanwhile extend the log and are
+// verified too when they land before the walk reaches the end. A log whose
+// bucket sequence (the last seq handed out) is past its last record lost
+// its tail.
+func (b *Bolt) VerifyAudit(ctx context.Context, tenantID string) (AuditVerification, error) {
+	if err := b.ready(ctx); err != nil {
+		return AuditVerification{}, err
+	}
+	if tenantID == "" {
+		return AuditVerification{}, fmt.Errorf("%w: audit verification needs a tenant", ErrInvalid)
+	}
+	var (
+		out    AuditVerification
+		expect = uint64(1)    // the next seq the chain needs
+		prev   = AuditGenesis // the Hash the next record must name
+		after  uint64         // the last seq walked
+	)
+	broken := func(seq uint64, reason string, args ...any) {
+		if out.FirstBroken == 0 {
+			out.FirstBroken, out.Reason = seq, fmt.Sprintf(reason, args...)
+		}
+	}
+	for done := false; !done; {
+		if err := ctx.Err(); err != nil {
+			return AuditVerification{}, err
+		}
+		err := b.view(func(tx *bolt.Tx) error {
+			tb := tx.Bucket(bucketAudit).Bucket([]byte(tenantID))
+			if tb == nil {
+				done = true
+				return nil
+			}
+			c := tb.Cursor()
+			k, v := c.First()
+			if after > 0 {
+				k, v = c.Seek(seqKey(after + 1))
+			}
+			for n := 0; k != nil; k, v = c.Next() {
+				if n == auditVerifyChunk {
+					return nil
+				}
+				n++
+				if len(k) != 8 || v == nil {
+					return fmt.Errorf("store: audit log of %q holds a key that is not a seq: %w", tenantID, errCorrupt)
+				}
+				seq := binary.BigEndian.Uint64(k)
+				after = seq
+				out.Records++
+				if out.FirstBroken != 0 {
+					continue // only counting now
+				}
+				if seq != expect {
+					broken(expect, "%s missing", seqRange(expect, seq-1))
+					continue
+				}
+				r, err := decodeAudit(v, seq)
+				switch {
+				case err != nil:
+					broken(seq, "record %d does not decode", seq)
+				case r.TenantID != tenantID:
+					broken(seq, "record %d names another tenant", seq)
+				case AuditHash(&r) != r.Hash:
+					broken(seq, "record %d does not match its hash", seq)
+				case r.PrevHash != prev:
+					broken(seq, "record %d does not chain to record %d (prev_hash differs from its hash)", seq, seq-1)
+				}
+				prev, expect = r.Hash, seq+1
+			}
+			done = true
+			if last := tb.Sequence(); last >= expect {
+				broken(expect, "%s missing at the end of the log", seqRange(expect, last))
+			}
+			return nil
+		})
+		if err != nil {
+			return AuditVerification{}, fmt.Errorf("store: verify audit: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// seqRange names records from..to.
+func seqRange(from, to uint64) string {
+	if from == to {
+		return fmt.Sprintf("record %d is", from)
+	}
+	return fmt.Sprintf("records %d to %d are", from, to)
 }
 
 // Audit cursors: base64url of a version byte and the big-endian sequence
@@ -919,12 +1239,10 @@ func (b *Bolt) ListAudit(ctx context.Context, tenantID string, q AuditQuery) ([]
 				more = true
 				return nil
 			}
-			var r AuditRecord
-			if err := json.Unmarshal(v, &r); err != nil {
-				return fmt.Errorf("store: decode audit record: %w", err)
+			r, err := decodeAudit(v, binary.BigEndian.Uint64(k))
+			if err != nil {
+				return err
 			}
-			r.Seq = binary.BigEndian.Uint64(k)
-			r.ID = AuditID(r.Seq)
 			out = append(out, r)
 		}
 		return nil

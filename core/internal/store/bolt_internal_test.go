@@ -20,7 +20,8 @@ import (
 // TestBoltBatchRerun: when one function of a shared commit fails, bbolt
 // rolls the commit back and runs the others again. The store's functions
 // must come out of that as if they had run once: outputs reassigned, no
-// sequence number lost or duplicated, exactly one IdemNew.
+// sequence number lost or duplicated, the audit chain linked in the order
+// of the commit that stuck, exactly one IdemNew.
 func TestBoltBatchRerun(t *testing.T) {
 	ctx := context.Background()
 	b, err := OpenBolt(filepath.Join(t.TempDir(), "pipecore.db"), BoltOptions{BatchDelay: 100 * time.Millisecond, BatchSize: 1000})
@@ -42,13 +43,12 @@ func TestBoltBatchRerun(t *testing.T) {
 	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
 	key := IdemKey{TenantID: "t_a", Scope: "POST /v1/payments", Key: "k"}
 	var wg sync.WaitGroup
-	seqs := make([]uint64, n)
+	recs := make([]AuditRecord, n)
 	outs := make([]IdemOutcome, n)
 	errs := make([]error, 2*n)
 	for i := range n {
 		wg.Go(func() {
-			r, err := b.AppendAudit(ctx, AuditRecord{TenantID: "t_a", Action: fmt.Sprintf("a%d", i), Status: "ok"})
-			seqs[i], errs[i] = r.Seq, err
+			recs[i], errs[i] = b.AppendAudit(ctx, AuditRecord{TenantID: "t_a", Action: fmt.Sprintf("a%d", i), Status: "ok"})
 		})
 		wg.Go(func() {
 			_, out, err := b.BeginIdempotent(ctx, key, "h", fmt.Sprintf("op-%d", i), now, time.Hour, time.Minute)
@@ -80,17 +80,20 @@ func TestBoltBatchRerun(t *testing.T) {
 	if len(list) != n {
 		t.Fatalf("%d audit records, want %d", len(list), n)
 	}
-	actionAt := map[uint64]string{}
+	stored := map[uint64]AuditRecord{}
 	for _, r := range list {
-		actionAt[r.Seq] = r.Action
+		stored[r.Seq] = r
 	}
-	for i, seq := range seqs {
-		if seq < 1 || seq > n {
-			t.Fatalf("caller %d was told seq %d, outside 1..%d", i, seq, n)
+	for i, r := range recs {
+		if r.Seq < 1 || r.Seq > n {
+			t.Fatalf("caller %d was told seq %d, outside 1..%d", i, r.Seq, n)
 		}
-		if actionAt[seq] != fmt.Sprintf("a%d", i) {
-			t.Fatalf("caller %d was told seq %d, which holds %q", i, seq, actionAt[seq])
+		if !reflect.DeepEqual(stored[r.Seq], r) {
+			t.Fatalf("caller %d was told %+v\nstored %+v", i, r, stored[r.Seq])
 		}
+	}
+	if v, err := b.VerifyAudit(ctx, "t_a"); err != nil || v != (AuditVerification{Records: n}) {
+		t.Fatalf("VerifyAudit after a rerun = %+v, %v", v, err)
 	}
 	news := 0
 	for _, out := range outs {
@@ -297,5 +300,49 @@ func TestListCursorKinds(t *testing.T) {
 		if _, err := decodeListCursor(cursorEvents, bad); !errors.Is(err, ErrInvalidQuery) {
 			t.Errorf("cursor %q: err = %v, want ErrInvalidQuery", bad, err)
 		}
+	}
+}
+
+// TestAuditTail: the fast paths of AppendAudit see the layout they expect,
+// and read what encoding/json reads or decline.
+func TestAuditTail(t *testing.T) {
+	r := AuditRecord{TenantID: "t_a", Action: "x", Request: json.RawMessage(`{"hash":"x"}`), PrevHash: AuditGenesis, Hash: AuditGenesis}
+	tmpl, err := encodeAudit(&r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasSuffix(tmpl, placeholderTail) {
+		t.Fatalf("encodeAudit no longer ends with the hashes (%s): the fast path is lost", tmpl)
+	}
+	prev, hash := strings.Repeat("1", 64), strings.Repeat("2", 64)
+	v := withAuditHashes(tmpl, prev, hash)
+	var got AuditRecord
+	if err := json.Unmarshal(v, &got); err != nil || got.PrevHash != prev || got.Hash != hash || got.Action != "x" {
+		t.Fatalf("spliced %s: %+v, %v", v, got, err)
+	}
+	if !bytes.HasSuffix(tmpl, placeholderTail) {
+		t.Fatal("withAuditHashes changed its template")
+	}
+
+	tests := map[string]struct {
+		v      string
+		want   string
+		wantOK bool
+	}{
+		"as encoded":              {v: string(v), want: hash, wantOK: true},
+		"hash not last":           {v: `{"hash":"` + hash + `","prev_hash":"` + prev + `"}`},
+		"another key ending hash": {v: `{"a":"b","x\"hash":"` + hash + `"}`},
+		"upper case key":          {v: `{"a":"b","HASH":"` + hash + `"}`},
+		"not hex":                 {v: `{"a":"b","hash":"` + strings.Repeat("z", 64) + `"}`},
+		"short":                   {v: `"}`},
+		"empty":                   {v: ``},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			h, ok := tailAuditHash([]byte(tc.v))
+			if ok != tc.wantOK || (ok && h != tc.want) {
+				t.Fatalf("tailAuditHash = %q, %v; want %q, %v", h, ok, tc.want, tc.wantOK)
+			}
+		})
 	}
 }

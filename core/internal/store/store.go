@@ -1,5 +1,6 @@
-// Package store is the gateway's durable state: payments, idempotency records
-// and the audit log, behind one interface.
+// Package store is the gateway's durable state: payments, idempotency
+// records, the tamper-evident audit log, the event bridge and what operators
+// manage (tenants, API keys, sealed credentials), behind one interface.
 //
 // Every implementation (bbolt today, PostgreSQL later) passes the conformance
 // suite in package storetest. The contract, for all implementations:
@@ -97,15 +98,27 @@ type Store interface {
 
 	// AppendAudit appends r to its tenant's audit log and returns it as
 	// stored: Seq is the next number of the tenant's log (1, 2, … with no
-	// gaps), ID is derived from Seq (AuditID), and a zero Time is set to now.
-	// The caller's ID and Seq are ignored.
+	// gaps), ID is derived from Seq (AuditID), a zero Time is set to now,
+	// Request and Response are in the compact form they are stored in, and
+	// PrevHash and Hash chain the record to the tenant's previous one (see
+	// AuditHash), all in the transaction that writes it. The caller's ID,
+	// Seq, PrevHash and Hash are ignored.
 	AppendAudit(ctx context.Context, r AuditRecord) (AuditRecord, error)
 	// ListAudit returns the tenant's audit records newest first, filtered by
 	// q, and the cursor of the next page ("" when there is none).
 	ListAudit(ctx context.Context, tenantID string, q AuditQuery) ([]AuditRecord, string, error)
+	// VerifyAudit walks the tenant's audit log oldest first and checks its
+	// hash chain (see AuditVerification). Evidence of tampering is the
+	// result, not an error; an error means the walk itself failed.
+	// ErrInvalid without a tenant; a tenant with no log verifies with
+	// Records 0.
+	VerifyAudit(ctx context.Context, tenantID string) (AuditVerification, error)
 
 	// EventStore holds the event bridge: inbox, events, endpoints, outbox.
 	EventStore
+
+	// AdminStore holds tenants, API keys and sealed credentials.
+	AdminStore
 
 	// Ping reports whether the storage can serve reads.
 	Ping(ctx context.Context) error
@@ -212,8 +225,9 @@ func (o IdemOutcome) String() string {
 	return "IdemOutcome(" + strconv.Itoa(int(o)) + ")"
 }
 
-// AuditRecord is one entry of a tenant's audit log: one plugin call.
-// Request and Response are already redacted (package audit).
+// AuditRecord is one entry of a tenant's audit log: one plugin call, or
+// one operator action (Provider "admin"). Request and Response are already
+// redacted (package audit).
 type AuditRecord struct {
 	ID            string          `json:"id"`
 	Seq           uint64          `json:"seq"`
@@ -229,6 +243,11 @@ type AuditRecord struct {
 	Time          time.Time       `json:"time"`
 	CorrelationID string          `json:"correlation_id,omitempty"`
 	ResourceID    string          `json:"resource_id,omitempty"`
+	// PrevHash is the Hash of the tenant's previous record, AuditGenesis
+	// for the first.
+	PrevHash string `json:"prev_hash"`
+	// Hash is AuditHash of this record.
+	Hash string `json:"hash"`
 }
 
 // AuditQuery selects audit records. Empty filters match everything; a zero

@@ -2,13 +2,15 @@
 // holds each tenant's enabled providers with their settings and
 // credentials.
 //
-// A Registry is built once from the configuration and is immutable: it is
-// safe for concurrent use, and a configuration reload builds a new one.
-// API keys are kept only as SHA-256 hashes.
+// A Registry is built from the configuration and the operator-managed
+// records in the store (see Sources); when operators change tenants, a new
+// one is built and swapped in. API keys are kept only as hashes: SHA-256
+// for keys in the config file, a keyed HMAC for keys made by operators.
 package tenant
 
 import (
 	"cmp"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -20,9 +22,12 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync/atomic"
+	"time"
 	"unicode/utf8"
 
 	"github.com/pipecore/pipecore/core/internal/config"
+	"github.com/pipecore/pipecore/core/internal/store"
 	"github.com/pipecore/pipecore/sdk/provider"
 )
 
@@ -60,50 +65,180 @@ func GenerateKey() (string, error) {
 	return KeyPrefix + base64.RawURLEncoding.EncodeToString(b[:]), nil
 }
 
-// Registry maps API keys to tenants. It is immutable and safe for
-// concurrent use.
+// Registry maps API keys and tokens to tenants. It is safe for concurrent
+// use. Its contents change only as a whole, through Swap, when operators
+// change tenants at runtime; a Tenant value, once returned, never changes.
 type Registry struct {
-	byHash map[[sha256.Size]byte]keyEntry
-	byID   map[string]*Tenant
-	ids    []string
+	state atomic.Pointer[snapshot]
+}
+
+// snapshot is one immutable version of the registry.
+type snapshot struct {
+	byHash  map[[sha256.Size]byte]keyEntry // config keys: SHA-256
+	byKeyed map[[sha256.Size]byte]keyEntry // operator keys: HMAC-SHA256(pepper)
+	pepper  []byte
+	byID    map[string]*Tenant
+	ids     []string
+	tokens  map[string]map[string]string // tenant -> kid -> token secret
+	now     func() time.Time
 }
 
 type keyEntry struct {
 	hash   [sha256.Size]byte
 	tenant *Tenant
+	keyID  string // operator keys only
 }
 
-// New builds a Registry from the configured tenants. Plain API keys are
-// hashed at once and only their hashes are kept; keys already given as
-// "sha256:<hex>" are decoded. Only enabled providers are kept. New rejects
-// an empty tenant id, an empty, short (see config.MinAPIKeyLength) or
-// malformed key and a key configured for two tenants; run
-// config.Validate for the complete checks. The map is not retained.
-func New(tenants map[string]config.Tenant) (*Registry, error) {
-	r := &Registry{
-		byHash: make(map[[sha256.Size]byte]keyEntry),
-		byID:   make(map[string]*Tenant, len(tenants)),
-		ids:    slices.Sorted(maps.Keys(tenants)),
+// Swap makes r serve n's contents from now on. n must not be used after.
+func (r *Registry) Swap(n *Registry) { r.state.Store(n.state.Load()) }
+
+func (r *Registry) snap() *snapshot {
+	if r == nil {
+		return nil
 	}
-	for _, id := range r.ids {
+	return r.state.Load()
+}
+
+// New builds a Registry from the configured tenants only. See Build.
+func New(tenants map[string]config.Tenant) (*Registry, error) {
+	return Build(Sources{Config: tenants})
+}
+
+// Sources are everything a Registry is built from.
+//
+// Precedence: a tenant exists when the config file or the store names it.
+// For a tenant in both, the store's record overlays the config: its
+// Disabled flag, each default it sets, and per provider the Enabled flag
+// and the settings it sets win; stored (operator-set) credentials win over
+// config credentials field by field. API keys from both places are
+// accepted. A tenant only in the store is defined entirely by it.
+type Sources struct {
+	Config  map[string]config.Tenant
+	Records []store.TenantRecord
+	// Keys are operator-made API keys (revoked ones are skipped); their
+	// Hash is HMAC-SHA256(Pepper, key) in hex.
+	Keys   []store.APIKeyRecord
+	Pepper []byte
+	// Credentials are the decrypted operator-set credential values.
+	Credentials map[CredentialKey]string
+	// TokenSecrets are the tenants' token signing secrets: tenant -> key id
+	// -> secret.
+	TokenSecrets map[string]map[string]string
+	// Now is the clock for token expiry. Nil means time.Now.
+	Now func() time.Time
+}
+
+// CredentialKey names one credential field.
+type CredentialKey struct{ Tenant, Provider, Field string }
+
+// Build assembles a Registry (see Sources for the precedence). Plain config
+// keys are hashed at once; it rejects an empty tenant id, a short or
+// malformed config key and a key shared by two tenants.
+func Build(src Sources) (*Registry, error) {
+	merged := make(map[string]config.Tenant, len(src.Config)+len(src.Records))
+	disabled := map[string]bool{}
+	for id, ct := range src.Config {
+		merged[id] = ct
+	}
+	for _, rec := range src.Records {
+		ct := merged[rec.ID]
+		ct.Defaults = maps.Clone(ct.Defaults)
+		if ct.Defaults == nil {
+			ct.Defaults = map[string]string{}
+		}
+		maps.Copy(ct.Defaults, rec.Defaults)
+		provs := make(map[string]config.Provider, len(ct.Providers)+len(rec.Providers))
+		for name, p := range ct.Providers {
+			provs[name] = p
+		}
+		for name, tp := range rec.Providers {
+			p := provs[name]
+			enabled := tp.Enabled
+			p.Enabled = &enabled
+			p.Settings = maps.Clone(p.Settings)
+			if p.Settings == nil {
+				p.Settings = map[string]string{}
+			}
+			maps.Copy(p.Settings, tp.Settings)
+			provs[name] = p
+		}
+		ct.Providers = provs
+		merged[rec.ID] = ct
+		disabled[rec.ID] = rec.Disabled
+	}
+	for k, v := range src.Credentials {
+		ct, ok := merged[k.Tenant]
+		if !ok {
+			continue
+		}
+		p := ct.Providers[k.Provider]
+		p.Credentials = maps.Clone(p.Credentials)
+		if p.Credentials == nil {
+			p.Credentials = map[string]string{}
+		}
+		p.Credentials[k.Field] = v
+		provs := maps.Clone(ct.Providers)
+		if provs == nil {
+			provs = map[string]config.Provider{}
+		}
+		provs[k.Provider] = p
+		ct.Providers = provs
+		merged[k.Tenant] = ct
+	}
+
+	s := &snapshot{
+		byHash:  make(map[[sha256.Size]byte]keyEntry),
+		byKeyed: make(map[[sha256.Size]byte]keyEntry),
+		pepper:  slices.Clone(src.Pepper),
+		byID:    make(map[string]*Tenant, len(merged)),
+		ids:     slices.Sorted(maps.Keys(merged)),
+		tokens:  src.TokenSecrets,
+		now:     src.Now,
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	for _, id := range s.ids {
 		if id == "" {
 			return nil, ErrInvalidID
 		}
-		ct := tenants[id]
+		ct := merged[id]
 		t := newTenant(id, ct)
-		r.byID[id] = t
+		t.Disabled = disabled[id]
+		s.byID[id] = t
 		for i, key := range ct.APIKeys {
 			h, err := parseKey(key)
 			if err != nil {
 				return nil, fmt.Errorf("%w: tenant %q, api_keys[%d]: %s", ErrInvalidKey, id, i, err)
 			}
-			if e, dup := r.byHash[h]; dup && e.tenant != t {
+			if e, dup := s.byHash[h]; dup && e.tenant != t {
 				return nil, fmt.Errorf("%w: tenants %q and %q", ErrDuplicateKey, e.tenant.ID, id)
 			}
-			r.byHash[h] = keyEntry{hash: h, tenant: t}
+			s.byHash[h] = keyEntry{hash: h, tenant: t}
 		}
 	}
+	for _, k := range src.Keys {
+		t, ok := s.byID[k.TenantID]
+		if !ok || k.Revoked() {
+			continue
+		}
+		var h [sha256.Size]byte
+		if n, err := hex.Decode(h[:], []byte(k.Hash)); err != nil || n != sha256.Size {
+			return nil, fmt.Errorf("%w: stored key %s of tenant %q has a malformed hash", ErrInvalidKey, k.ID, k.TenantID)
+		}
+		s.byKeyed[h] = keyEntry{hash: h, tenant: t, keyID: k.ID}
+	}
+	r := &Registry{}
+	r.state.Store(s)
 	return r, nil
+}
+
+// KeyedHash returns the stored form of an operator-made API key:
+// HMAC-SHA256(pepper, key) in hex.
+func KeyedHash(pepper []byte, key string) string {
+	m := hmac.New(sha256.New, pepper)
+	m.Write([]byte(key))
+	return hex.EncodeToString(m.Sum(nil))
 }
 
 // parseKey returns the SHA-256 of a configured key, plain or hashed. The
@@ -130,12 +265,37 @@ func parseKey(key string) ([sha256.Size]byte, error) {
 // stackKeyLen is the longest key Authenticate hashes without allocating.
 const stackKeyLen = 256
 
-// Authenticate returns the tenant whose API key is key. It hashes key,
-// looks the hash up and confirms it in constant time; an empty or unknown
-// key reports false. It does not allocate for keys up to 256 bytes.
+// Authenticate returns the tenant whose API key or token is key. See
+// Identify.
 func (r *Registry) Authenticate(key string) (*Tenant, bool) {
-	if r == nil || key == "" {
-		return nil, false
+	t, _, ok := r.Identify(key)
+	return t, ok
+}
+
+// Identify resolves key: a short-lived token (TokenPrefix) is verified
+// against the tenant's token secrets; anything else is hashed, looked up
+// among config keys (SHA-256) and operator keys (keyed hash) and confirmed
+// in constant time. keyID names the operator key that matched ("" for
+// config keys and tokens). An empty, unknown or refused key, or a disabled
+// tenant, reports false. A config key up to 256 bytes costs no allocation.
+func (r *Registry) Identify(key string) (t *Tenant, keyID string, ok bool) {
+	s := r.snap()
+	if s == nil || key == "" {
+		return nil, "", false
+	}
+	if strings.HasPrefix(key, TokenPrefix) {
+		c, err := verifyToken(key, func(tid, kid string) (string, bool) {
+			sec, ok := s.tokens[tid][kid]
+			return sec, ok
+		}, s.now())
+		if err != nil {
+			return nil, "", false
+		}
+		t, ok := s.byID[c.TenantID]
+		if !ok || t.Disabled {
+			return nil, "", false
+		}
+		return t, "", true
 	}
 	var sum [sha256.Size]byte
 	if len(key) <= stackKeyLen {
@@ -144,28 +304,53 @@ func (r *Registry) Authenticate(key string) (*Tenant, bool) {
 	} else {
 		sum = sha256.Sum256([]byte(key))
 	}
-	e, ok := r.byHash[sum]
-	if !ok || subtle.ConstantTimeCompare(sum[:], e.hash[:]) != 1 {
-		return nil, false
+	e, found := s.byHash[sum]
+	if !found || subtle.ConstantTimeCompare(sum[:], e.hash[:]) != 1 {
+		if len(s.byKeyed) == 0 {
+			return nil, "", false
+		}
+		e, found = s.keyed(key)
+		if !found {
+			return nil, "", false
+		}
 	}
-	return e.tenant, true
+	if e.tenant.Disabled {
+		return nil, "", false
+	}
+	return e.tenant, e.keyID, true
 }
 
-// Get returns the tenant called id.
+// keyed looks an operator key up by its keyed hash. It is its own function
+// so that the config-key path above keeps its hash on the stack.
+func (s *snapshot) keyed(key string) (keyEntry, bool) {
+	m := hmac.New(sha256.New, s.pepper)
+	m.Write([]byte(key))
+	var sum [sha256.Size]byte
+	m.Sum(sum[:0])
+	e, ok := s.byKeyed[sum]
+	if !ok || subtle.ConstantTimeCompare(sum[:], e.hash[:]) != 1 {
+		return keyEntry{}, false
+	}
+	return e, true
+}
+
+// Get returns the tenant called id, disabled or not.
 func (r *Registry) Get(id string) (*Tenant, bool) {
-	if r == nil {
+	s := r.snap()
+	if s == nil {
 		return nil, false
 	}
-	t, ok := r.byID[id]
+	t, ok := s.byID[id]
 	return t, ok
 }
 
 // IDs returns every tenant id, sorted. The slice is the caller's.
 func (r *Registry) IDs() []string {
-	if r == nil {
+	s := r.snap()
+	if s == nil {
 		return nil
 	}
-	return slices.Clone(r.ids)
+	return slices.Clone(s.ids)
 }
 
 // Tenant is one gateway customer with its enabled providers. It is
@@ -174,6 +359,8 @@ func (r *Registry) IDs() []string {
 type Tenant struct {
 	// ID is the tenant's identifier, e.g. "tableflow".
 	ID string
+	// Disabled tenants authenticate nothing and receive no webhooks.
+	Disabled bool
 
 	providers map[string]providerSetup // enabled providers only
 	names     []string                 // keys of providers, sorted

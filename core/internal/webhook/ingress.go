@@ -93,7 +93,7 @@ func (in *Ingress) resolve(ctx *fasthttp.RequestCtx) (target, bool) {
 	name, _ := ctx.UserValue("provider").(string)
 	tid, _ := ctx.UserValue("tenant").(string)
 	t, ok := in.cfg.Tenants.Get(tid)
-	if ok && t.Enabled(name) {
+	if ok && !t.Disabled && t.Enabled(name) {
 		if info, known := in.cfg.Plugins.Catalog()[name]; known && info.Webhook != nil {
 			pt, _ := t.ProviderTenant(name)
 			return target{tenant: t, name: name, spec: info.Webhook, pt: pt}, true

@@ -36,6 +36,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("AuditQueryValidation", func(t *testing.T) { t.Parallel(); testAuditQueryValidation(t, open) })
 	t.Run("AuditConcurrentAppend", func(t *testing.T) { t.Parallel(); testConcurrentAppend(t, open) })
 	t.Run("AuditResource", func(t *testing.T) { t.Parallel(); testAuditResource(t, open) })
+	t.Run("AuditChain", func(t *testing.T) { t.Parallel(); testAuditChain(t, open) })
 	t.Run("Inbox", func(t *testing.T) { t.Parallel(); testInbox(t, open) })
 	t.Run("InboxConcurrentDedup", func(t *testing.T) { t.Parallel(); testInboxConcurrentDedup(t, open) })
 	t.Run("InboxDedupSweep", func(t *testing.T) { t.Parallel(); testDedupSweep(t, open) })
@@ -51,6 +52,13 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Replay", func(t *testing.T) { t.Parallel(); testReplay(t, open) })
 	t.Run("KillDeliveries", func(t *testing.T) { t.Parallel(); testKillDeliveries(t, open) })
 	t.Run("EventIsolation", func(t *testing.T) { t.Parallel(); testEventIsolation(t, open) })
+	t.Run("Tenants", func(t *testing.T) { t.Parallel(); testTenants(t, open) })
+	t.Run("TenantsConcurrentUpdate", func(t *testing.T) { t.Parallel(); testConcurrentTenantUpdate(t, open) })
+	t.Run("APIKeys", func(t *testing.T) { t.Parallel(); testAPIKeys(t, open) })
+	t.Run("APIKeysConcurrent", func(t *testing.T) { t.Parallel(); testConcurrentAPIKeys(t, open) })
+	t.Run("Credentials", func(t *testing.T) { t.Parallel(); testCredentials(t, open) })
+	t.Run("CredentialsReplace", func(t *testing.T) { t.Parallel(); testReplaceCredentials(t, open) })
+	t.Run("AdminIsolation", func(t *testing.T) { t.Parallel(); testAdminIsolation(t, open) })
 	t.Run("Lifecycle", func(t *testing.T) { t.Parallel(); testLifecycle(t, open) })
 }
 
@@ -773,6 +781,7 @@ func testAudit(t *testing.T, open func(t *testing.T) store.Store) {
 				t.Fatalf("stored %+v\nwant %+v", got, want)
 			}
 			want.ID, want.Seq, want.Time, want.Request, want.Response = got.ID, got.Seq, got.Time, got.Request, got.Response
+			want.PrevHash, want.Hash = got.PrevHash, got.Hash
 			if !reflect.DeepEqual(got, want) {
 				t.Fatalf("stored %+v\nwant %+v", got, want)
 			}
@@ -965,7 +974,8 @@ func testAuditQueryValidation(t *testing.T, open func(t *testing.T) store.Store)
 }
 
 // testConcurrentAppend: concurrent appends get unique, gap-free sequence
-// numbers per tenant, and each caller is told the seq its record got.
+// numbers per tenant, each caller is told the seq (and the hashes) its record
+// got, and each tenant's log still verifies: the chain follows commit order.
 func testConcurrentAppend(t *testing.T, open func(t *testing.T) store.Store) {
 	ctx := context.Background()
 	st := open(t)
@@ -993,8 +1003,10 @@ func testConcurrentAppend(t *testing.T, open func(t *testing.T) store.Store) {
 	wg.Wait()
 	close(results)
 	bySeq := map[string]map[uint64]string{}
+	hashes := map[string]map[uint64][2]string{}
 	for _, tenant := range tenants {
 		bySeq[tenant] = map[uint64]string{}
+		hashes[tenant] = map[uint64][2]string{}
 	}
 	for res := range results {
 		mustNoErr(t, res.err)
@@ -1003,6 +1015,7 @@ func testConcurrentAppend(t *testing.T, open func(t *testing.T) store.Store) {
 			t.Fatalf("%s: seq %d given to %s and %s", res.r.TenantID, res.r.Seq, prev, res.r.CorrelationID)
 		}
 		m[res.r.Seq] = res.r.CorrelationID
+		hashes[res.r.TenantID][res.r.Seq] = [2]string{res.r.PrevHash, res.r.Hash}
 	}
 	for _, tenant := range tenants {
 		list, next, err := st.ListAudit(ctx, tenant, store.AuditQuery{Limit: store.MaxAuditLimit})
@@ -1018,11 +1031,15 @@ func testConcurrentAppend(t *testing.T, open func(t *testing.T) store.Store) {
 			if bySeq[tenant][r.Seq] != r.CorrelationID {
 				t.Fatalf("%s: seq %d holds %s but its caller was told it got %s", tenant, r.Seq, r.CorrelationID, bySeq[tenant][r.Seq])
 			}
+			if told := hashes[tenant][r.Seq]; told != [2]string{r.PrevHash, r.Hash} {
+				t.Fatalf("%s: seq %d is stored with hashes %s/%s but its caller was told %s/%s", tenant, r.Seq, r.PrevHash, r.Hash, told[0], told[1])
+			}
 			if ids[r.ID] {
 				t.Fatalf("%s: duplicate id %s", tenant, r.ID)
 			}
 			ids[r.ID] = true
 		}
+		mustVerify(t, st, tenant, n)
 	}
 }
 
@@ -1061,6 +1078,7 @@ func testLifecycle(t *testing.T, open func(t *testing.T) store.Store) {
 				"SweepIdempotent":    func() error { _, err := st.SweepIdempotent(ctx, base); return err },
 				"AppendAudit":        func() error { _, err := st.AppendAudit(ctx, auditRecord("t_a", 1)); return err },
 				"ListAudit":          func() error { _, _, err := st.ListAudit(ctx, "t_a", store.AuditQuery{}); return err },
+				"VerifyAudit":        func() error { _, err := st.VerifyAudit(ctx, "t_a"); return err },
 				"AcceptWebhook": func() error {
 					_, _, err := st.AcceptWebhook(ctx, webhook("t_a", "stripe", "evt_1", 0))
 					return err
@@ -1100,7 +1118,31 @@ func testLifecycle(t *testing.T, open func(t *testing.T) store.Store) {
 					_, err := st.KillEndpointDeliveries(ctx, "t_a", "ep_1", "x", base)
 					return err
 				},
+				"PutTenant":   func() error { return st.PutTenant(ctx, tenantRecord("t_a")) },
+				"GetTenant":   func() error { _, err := st.GetTenant(ctx, "t_a"); return err },
+				"ListTenants": func() error { _, err := st.ListTenants(ctx); return err },
+				"UpdateTenant": func() error {
+					_, err := st.UpdateTenant(ctx, "t_a", func(*store.TenantRecord) error { return nil })
+					return err
+				},
+				"PutAPIKey":    func() error { return st.PutAPIKey(ctx, apiKey("t_a", "key_001", 0)) },
+				"ListAPIKeys":  func() error { _, err := st.ListAPIKeys(ctx, "t_a"); return err },
+				"AllAPIKeys":   func() error { _, err := st.AllAPIKeys(ctx); return err },
+				"RevokeAPIKey": func() error { return st.RevokeAPIKey(ctx, "t_a", "key_001", base) },
+				"TouchAPIKeys": func() error { return st.TouchAPIKeys(ctx, map[string]time.Time{"key_001": base}) },
+				"PutCredential": func() error {
+					return st.PutCredential(ctx, credential("t_a", "stripe", "secret_key"))
+				},
+				"DeleteCredential": func() error { return st.DeleteCredential(ctx, "t_a", "stripe", "secret_key") },
+				"ListCredentials":  func() error { _, err := st.ListCredentials(ctx, "t_a"); return err },
+				"AllCredentials":   func() error { _, err := st.AllCredentials(ctx); return err },
+				"ReplaceCredentials": func() error {
+					return st.ReplaceCredentials(ctx, []store.CredentialRecord{credential("t_a", "stripe", "secret_key")})
+				},
 				"Close": st.Close,
+			}
+			if n := reflect.TypeFor[store.Store]().NumMethod(); len(calls) != n {
+				t.Errorf("the suite calls %d methods after Close, Store has %d", len(calls), n)
 			}
 			for name, call := range calls {
 				if err := call(); !errors.Is(err, store.ErrClosed) {
