@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pipecore/pipecore/core/internal/admin"
 	"github.com/pipecore/pipecore/core/internal/api"
 	"github.com/pipecore/pipecore/core/internal/audit"
 	"github.com/pipecore/pipecore/core/internal/bus"
@@ -30,6 +31,7 @@ import (
 	"github.com/pipecore/pipecore/core/internal/ratelimit"
 	"github.com/pipecore/pipecore/core/internal/store"
 	"github.com/pipecore/pipecore/core/internal/tenant"
+	"github.com/pipecore/pipecore/core/internal/vault"
 	"github.com/pipecore/pipecore/core/internal/webhook"
 	"github.com/pipecore/pipecore/sdk/provider"
 )
@@ -61,6 +63,9 @@ type gateway struct {
 	store   *store.Bolt
 	plugins *pluginhost.Host
 	tenants *tenant.Registry
+	vault   *vault.Vault
+	pepper  []byte
+	disp    *dispatch.Dispatcher
 	needed  []string // plugins some tenant enables
 }
 
@@ -93,6 +98,9 @@ func boot(ctx context.Context, path string, withStore bool) (g *gateway, err err
 		if err != nil {
 			return nil, err
 		}
+		if g.vault, g.pepper, err = openVault(cfg); err != nil {
+			return nil, err
+		}
 	}
 	g.plugins, err = pluginhost.New(pluginhost.Config{
 		Dir: cfg.PluginsDir, Logger: log, StartTimeout: cfg.Plugins.StartTimeout.Duration(),
@@ -101,10 +109,28 @@ func boot(ctx context.Context, path string, withStore bool) (g *gateway, err err
 		return nil, err
 	}
 	available := g.plugins.Available()
+	want := func(name string) {
+		if slices.Contains(available, name) && !slices.Contains(g.needed, name) {
+			g.needed = append(g.needed, name)
+		}
+	}
 	for _, t := range cfg.Tenants {
 		for name, p := range t.Providers {
-			if p.IsEnabled() && slices.Contains(available, name) && !slices.Contains(g.needed, name) {
-				g.needed = append(g.needed, name)
+			if p.IsEnabled() {
+				want(name)
+			}
+		}
+	}
+	if g.store != nil {
+		recs, err := g.store.ListTenants(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range recs {
+			for name, p := range r.Providers {
+				if p.Enabled {
+					want(name)
+				}
 			}
 		}
 	}
@@ -116,8 +142,14 @@ func boot(ctx context.Context, path string, withStore bool) (g *gateway, err err
 	if err := validateProviders(cfg, catalog, available, log); err != nil {
 		return nil, configError(err)
 	}
-	g.tenants, err = tenant.New(cfg.Tenants)
-	if err != nil {
+	if !withStore {
+		if g.tenants, err = tenant.New(cfg.Tenants); err != nil {
+			return nil, configError(err)
+		}
+		return g, nil
+	}
+	// Tenants come from the config file and the operator records.
+	if err := g.Reload(ctx); err != nil {
 		return nil, configError(err)
 	}
 	return g, nil
@@ -202,6 +234,7 @@ func serve(ctx context.Context, path string) error {
 	if err != nil {
 		return err
 	}
+	g.disp = disp
 	pay, err := payment.New(payment.Config{
 		Store: g.store, Plugins: g.plugins, Audit: audit.NewRecorder(g.store, log), Logger: log,
 		CallTimeout: cfg.Plugins.CallTimeout.Duration(), Notify: disp.Wake,
@@ -228,11 +261,20 @@ func serve(ctx context.Context, path string) error {
 		Tenants: g.tenants, Plugins: g.plugins, Store: g.store, Bus: b, Topic: bus.TopicInbox, Metrics: met,
 		Logger: log, PublicURL: cfg.PublicURL, MaxBodyBytes: int(cfg.Webhooks.MaxBodyBytes),
 	})
+	adm, err := admin.New(admin.Config{TokenHash: cfg.Admin.TokenHash(), Store: g.store, Vault: g.vault, Gateway: g,
+		Plugins: g.plugins, Logger: log, Pepper: g.pepper})
+	if err != nil {
+		return err
+	}
+	touch := &keyToucher{}
+	pipeline.Add(1)
+	go func() { defer pipeline.Done(); touch.run(pipeCtx, g.store) }()
 	a, err := api.New(api.Config{
 		Tenants: g.tenants, Payments: pay, Store: g.store, Logger: log,
 		MaxBodyBytes: int(cfg.HTTP.MaxBodyBytes), Ready: g.ready,
 		Notifier: notifier{bus: b, disp: disp}, Webhooks: ingress, Metrics: met.Handler(),
 		RateLimit: ratelimit.New(cfg.Limits.TenantRPS, cfg.Limits.TenantBurst), EndpointPolicy: &policy,
+		Admin: adm, KeyUsed: touch.used,
 	})
 	if err != nil {
 		return err

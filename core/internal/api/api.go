@@ -43,6 +43,11 @@ type Config struct {
 	Metrics fasthttp.RequestHandler
 	// RateLimit bounds each tenant's request rate; nil means unlimited.
 	RateLimit *ratelimit.Limiter
+	// Admin registers the operator routes; nil serves none.
+	Admin interface{ Register(r *router.Router) }
+	// KeyUsed is told the id of every operator-made API key that
+	// authenticates a request (for last-used times); nil ignores it.
+	KeyUsed func(keyID string)
 	// EndpointPolicy decides which endpoint URLs may be registered (the
 	// dispatcher's dialer checks the resolved addresses again). Nil means
 	// the strict default: public https only.
@@ -132,6 +137,9 @@ func New(cfg Config) (*API, error) {
 	if cfg.Metrics != nil {
 		a.r.GET("/metrics", cfg.Metrics)
 	}
+	if cfg.Admin != nil {
+		cfg.Admin.Register(a.r)
+	}
 	return a, nil
 }
 
@@ -176,7 +184,10 @@ func (a *API) auth(next tenantHandler) fasthttp.RequestHandler {
 		if len(h) > len(bearer) && subtle.ConstantTimeCompare(bytes.ToLower(h[:len(bearer)]), []byte("bearer ")) == 1 {
 			key = bytes.TrimSpace(h[len(bearer):])
 		}
-		t, ok := a.cfg.Tenants.Authenticate(string(key))
+		t, keyID, ok := a.cfg.Tenants.Identify(string(key))
+		if ok && keyID != "" && a.cfg.KeyUsed != nil {
+			a.cfg.KeyUsed(keyID)
+		}
 		if !ok {
 			ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, `Bearer realm="pipecore"`)
 			httpserver.WriteError(ctx, fasthttp.StatusUnauthorized, "unauthorized", "missing or invalid API key (send Authorization: Bearer <key>)")

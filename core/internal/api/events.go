@@ -255,37 +255,45 @@ func (a *API) replayEvents(ctx *fasthttp.RequestCtx, t *tenant.Tenant) {
 	}
 	c, cancel := context.WithTimeout(requestContext(ctx), 5*time.Minute)
 	defer cancel()
-	replayed, scanned := 0, 0
-	q := store.EventQuery{Type: req.Type, Since: req.Since, Until: req.Until, Limit: 500}
+	replayed, scanned, err := ReplayEvents(c, a.cfg.Store, t.ID, req.Type, req.Status, req.Since, req.Until, a.cfg.Now())
+	if err != nil {
+		a.listFailure(ctx, err)
+		return
+	}
+	a.cfg.Notifier.DeliveriesReady()
+	httpserver.WriteJSON(ctx, fasthttp.StatusAccepted, map[string]any{"replayed": replayed, "scanned": scanned, "truncated": scanned >= maxBulkReplay})
+}
+
+// ReplayEvents replays the tenant's events created in [since, until) whose
+// type matches typ (exact, "prefix.*" or "" for all) and whose status is
+// status ("dead", "delivered", "pending" or "all"). It scans at most
+// 100,000 events and returns how many it replayed and scanned.
+func ReplayEvents(ctx context.Context, st store.Store, tenantID, typ, status string, since, until, now time.Time) (replayed, scanned int, err error) {
+	q := store.EventQuery{Type: typ, Since: since, Until: until, Limit: 500}
 	for {
-		evs, next, err := a.cfg.Store.ListEvents(c, t.ID, q)
+		evs, next, err := st.ListEvents(ctx, tenantID, q)
 		if err != nil {
-			a.listFailure(ctx, err)
-			return
+			return replayed, scanned, err
 		}
 		for _, e := range evs {
 			scanned++
-			ds, err := a.cfg.Store.DeliveriesForEvent(c, t.ID, e.ID)
+			ds, err := st.DeliveriesForEvent(ctx, tenantID, e.ID)
 			if err != nil {
-				a.storageFailure(ctx, err)
-				return
+				return replayed, scanned, err
 			}
-			if req.Status != "all" && eventStatus(ds) != req.Status {
+			if status != "all" && eventStatus(ds) != status {
 				continue
 			}
-			if _, err := a.cfg.Store.ReplayEvent(c, t.ID, e.ID, a.cfg.Now()); err != nil {
-				a.storageFailure(ctx, err)
-				return
+			if _, err := st.ReplayEvent(ctx, tenantID, e.ID, now); err != nil {
+				return replayed, scanned, err
 			}
 			replayed++
 		}
 		if next == "" || scanned >= maxBulkReplay {
-			break
+			return replayed, scanned, nil
 		}
 		q.Cursor = next
 	}
-	a.cfg.Notifier.DeliveriesReady()
-	httpserver.WriteJSON(ctx, fasthttp.StatusAccepted, map[string]any{"replayed": replayed, "scanned": scanned, "truncated": scanned >= maxBulkReplay})
 }
 
 // quarantineJSON is a quarantined webhook.

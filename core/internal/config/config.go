@@ -76,6 +76,11 @@ type Config struct {
 	HTTP HTTP `yaml:"http"`
 	// Plugins bounds calls to plugin processes.
 	Plugins Plugins `yaml:"plugins"`
+	// Admin configures the operator API.
+	Admin Admin `yaml:"admin"`
+	// Secrets says where the master key that encrypts stored credentials
+	// lives.
+	Secrets Secrets `yaml:"secrets"`
 	// Limits bounds what one tenant may ask of the gateway.
 	Limits Limits `yaml:"limits"`
 	// Webhooks bounds the provider webhook ingress.
@@ -116,6 +121,37 @@ type Plugins struct {
 	CallTimeout Duration `yaml:"call_timeout"`
 	// StartTimeout bounds launching a plugin process. Default 10s.
 	StartTimeout Duration `yaml:"start_timeout"`
+}
+
+// Admin configures the operator API (/admin/v1) and the CLI that uses it.
+type Admin struct {
+	// Token is the operator credential: a plain token of at least 32
+	// characters (typically "${PIPECORE_ADMIN_TOKEN}") or "sha256:<hex>"
+	// of it. Empty disables the admin API.
+	Token string `yaml:"token"`
+}
+
+// Secrets configures the key holder of credential encryption.
+type Secrets struct {
+	// KeyFile is the local master key file (created 0600 on first start
+	// when missing). Default <data_dir>/master.key; keep it outside the
+	// data directory in production so a copy of the data alone reveals
+	// nothing.
+	KeyFile string `yaml:"key_file"`
+	// HMACKeyFile holds the key of the API key hashes and credential
+	// fingerprints (created when missing). Default <data_dir>/hmac.key.
+	HMACKeyFile string `yaml:"hmac_key_file"`
+	// Transit, when Address is set, makes HashiCorp Vault's transit engine
+	// hold the master key instead of KeyFile.
+	Transit Transit `yaml:"transit"`
+}
+
+// Transit configures HashiCorp Vault transit as the key holder.
+type Transit struct {
+	Address string `yaml:"address"`
+	Token   string `yaml:"token"`
+	Mount   string `yaml:"mount"` // default "transit"
+	Key     string `yaml:"key"`   // default "pipecore"
 }
 
 // Limits bounds each tenant's use of the tenant API.
@@ -279,6 +315,18 @@ func (c *Config) setDefaults() {
 	}
 	setDuration(&c.Plugins.CallTimeout, defaultCallTimeout)
 	setDuration(&c.Plugins.StartTimeout, defaultStartTimeout)
+	if c.Secrets.KeyFile == "" {
+		c.Secrets.KeyFile = filepath.Join(c.DataDir, "master.key")
+	}
+	if c.Secrets.HMACKeyFile == "" {
+		c.Secrets.HMACKeyFile = filepath.Join(c.DataDir, "hmac.key")
+	}
+	if c.Secrets.Transit.Mount == "" {
+		c.Secrets.Transit.Mount = "transit"
+	}
+	if c.Secrets.Transit.Key == "" {
+		c.Secrets.Transit.Key = "pipecore"
+	}
 	if c.Limits.TenantRPS == 0 {
 		c.Limits.TenantRPS = 100
 	}
@@ -326,6 +374,12 @@ func setDuration(d *Duration, def time.Duration) {
 func (c *Config) Redacted() *Config {
 	out := *c
 	out.lines = nil
+	if out.Admin.Token != "" {
+		out.Admin.Token = keyHash(out.Admin.Token)
+	}
+	if out.Secrets.Transit.Token != "" {
+		out.Secrets.Transit.Token = redacted
+	}
 	if c.Tenants == nil {
 		return &out
 	}
@@ -422,4 +476,17 @@ func toYAML(v any) string {
 		return "<unprintable config: " + err.Error() + ">"
 	}
 	return string(b)
+}
+
+// TokenHash returns the SHA-256 of the operator token (from its plain or
+// "sha256:" form), or nil when no token is configured.
+func (a Admin) TokenHash() []byte {
+	if a.Token == "" {
+		return nil
+	}
+	h, err := hex.DecodeString(strings.TrimPrefix(keyHash(a.Token), HashedKeyPrefix))
+	if err != nil || len(h) != sha256.Size {
+		return nil
+	}
+	return h
 }

@@ -35,6 +35,11 @@ func (c *Config) Validate() error { return joinProblems(c.validate()) }
 func (c *Config) validate() []*problem {
 	v := validator{c: c}
 	v.server()
+	if c.Admin.Token != "" {
+		if msg := checkAPIKey(c.Admin.Token); msg != "" {
+			v.add("admin.token", "the operator token: %s", msg)
+		}
+	}
 	if p, err := c.DeliveryPolicy(); err != nil {
 		v.add("delivery.allow_networks", "%v", err)
 	} else {

@@ -245,3 +245,14 @@ func (h *Host) Close() {
 	h.cancel()
 	h.wg.Wait()
 }
+
+// Checksums returns the pinned SHA-256 of every discovered binary, by name.
+func (h *Host) Checksums() map[string][]byte {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	out := make(map[string][]byte, len(h.binaries))
+	for n, b := range h.binaries {
+		out[n] = b.Checksum
+	}
+	return out
+}

@@ -135,6 +135,14 @@ type CredentialKey struct{ Tenant, Provider, Field string }
 // keys are hashed at once; it rejects an empty tenant id, a short or
 // malformed config key and a key shared by two tenants.
 func Build(src Sources) (*Registry, error) {
+	merged, disabled := Merge(src)
+	return build(src, merged, disabled)
+}
+
+// Merge applies the precedence of Sources and returns every tenant as a
+// config.Tenant (for validation against the plugins' fields) and which
+// tenants are disabled. Keys and token secrets are not part of it.
+func Merge(src Sources) (map[string]config.Tenant, map[string]bool) {
 	merged := make(map[string]config.Tenant, len(src.Config)+len(src.Records))
 	disabled := map[string]bool{}
 	for id, ct := range src.Config {
@@ -185,7 +193,10 @@ func Build(src Sources) (*Registry, error) {
 		ct.Providers = provs
 		merged[k.Tenant] = ct
 	}
+	return merged, disabled
+}
 
+func build(src Sources, merged map[string]config.Tenant, disabled map[string]bool) (*Registry, error) {
 	s := &snapshot{
 		byHash:  make(map[[sha256.Size]byte]keyEntry),
 		byKeyed: make(map[[sha256.Size]byte]keyEntry),
