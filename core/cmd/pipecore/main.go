@@ -40,5 +40,6 @@ func root() *cobra.Command {
 		SilenceErrors: true,
 	}
 	cmd.AddCommand(serveCmd(), keygenCmd(), configCmd())
+	cmd.AddCommand(adminCmds()...)
 	return cmd
 }
