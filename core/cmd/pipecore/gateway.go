@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"maps"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -150,21 +151,25 @@ func (g *gateway) Reload(ctx context.Context) error {
 
 // Check implements admin.Gateway: the merged tenants, with change applied
 // to one operator record, must satisfy every running plugin's fields.
-func (g *gateway) Check(ctx context.Context, change func(*store.TenantRecord, map[string]string)) error {
+func (g *gateway) Check(ctx context.Context, id string, change func(*store.TenantRecord)) error {
 	src, err := g.sources(ctx)
 	if err != nil {
 		return err
 	}
-	var rec store.TenantRecord
-	change(&rec, nil)
 	found := false
 	for i := range src.Records {
-		if src.Records[i].ID == rec.ID {
-			change(&src.Records[i], nil)
+		if src.Records[i].ID == id {
+			rec := src.Records[i]
+			rec.Providers = maps.Clone(rec.Providers)
+			rec.Defaults = maps.Clone(rec.Defaults)
+			change(&rec)
+			src.Records[i] = rec
 			found = true
 		}
 	}
 	if !found {
+		rec := store.TenantRecord{ID: id}
+		change(&rec)
 		src.Records = append(src.Records, rec)
 	}
 	merged, _ := tenant.Merge(src)

@@ -41,8 +41,8 @@ type Gateway interface {
 	Reload(ctx context.Context) error
 	// Check validates the tenants as they would be after a change
 	// (required fields present, fields known to the plugins) without
-	// applying it: change mutates a copy of the operator records.
-	Check(ctx context.Context, change func(*store.TenantRecord, map[string]string)) error
+	// applying it: change mutates a copy of tenant id's operator record.
+	Check(ctx context.Context, id string, change func(*store.TenantRecord)) error
 	// EnsurePlugin launches the named plugin if it is not supervised yet.
 	EnsurePlugin(ctx context.Context, name string) error
 	// ConfigTenant reports whether the config file declares the tenant.

@@ -149,7 +149,7 @@ func (a *API) setProvider(enable bool) fasthttp.RequestHandler {
 		}
 		c, cancel := a.ctx(ctx)
 		defer cancel()
-		if err := a.cfg.Gateway.Check(c, func(r *store.TenantRecord, _ map[string]string) { change(r) }); err != nil {
+		if err := a.cfg.Gateway.Check(c, id, change); err != nil {
 			a.fail(ctx, refuse("%s", strings.TrimSpace(err.Error())))
 			return
 		}

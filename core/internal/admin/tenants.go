@@ -122,7 +122,7 @@ func (a *API) createTenant(ctx *fasthttp.RequestCtx) {
 	}
 	now := a.cfg.Now().UTC()
 	rec := store.TenantRecord{ID: req.ID, Defaults: req.Defaults, CreatedAt: now, UpdatedAt: now}
-	if err := a.cfg.Gateway.Check(c, func(r *store.TenantRecord, _ map[string]string) { *r = rec }); err != nil {
+	if err := a.cfg.Gateway.Check(c, req.ID, func(r *store.TenantRecord) { *r = rec }); err != nil {
 		a.fail(ctx, refuse("%v", err))
 		return
 	}
