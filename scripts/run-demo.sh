@@ -22,12 +22,17 @@ mkdir -p data
 chmod 700 data
 if [[ ! -s data/demo.env ]]; then
 	key=$("$BIN/pipecore" keygen | awk '/^key:/ {print $2}')
+	admin=$("$BIN/pipecore" keygen | awk '/^key:/ {print $2}')
 	umask 077
-	printf 'PIPECORE_DEMO_API_KEY=%s\n' "$key" > data/demo.env
+	printf 'PIPECORE_DEMO_API_KEY=%s\nPIPECORE_ADMIN_TOKEN=%s\n' "$key" "$admin" > data/demo.env
 fi
 # shellcheck disable=SC1091
 source data/demo.env
-export PIPECORE_DEMO_API_KEY
+if [[ -z ${PIPECORE_ADMIN_TOKEN:-} ]]; then # demo.env from an older run
+	PIPECORE_ADMIN_TOKEN=$("$BIN/pipecore" keygen | awk '/^key:/ {print $2}')
+	printf 'PIPECORE_ADMIN_TOKEN=%s\n' "$PIPECORE_ADMIN_TOKEN" >> data/demo.env
+fi
+export PIPECORE_DEMO_API_KEY PIPECORE_ADMIN_TOKEN
 
 pids=()
 cleanup() {
@@ -48,6 +53,7 @@ cat <<BANNER
 
   PipeCore demo gateway on http://$PIPECORE_LISTEN   (Ctrl-C stops it)
   Demo tenant "demo", API key: $PIPECORE_DEMO_API_KEY
+  Operator token (admin API and CLI): export PIPECORE_ADMIN_TOKEN=$PIPECORE_ADMIN_TOKEN
 
   Try:
     curl -s http://$PIPECORE_LISTEN/readyz
@@ -55,6 +61,7 @@ cat <<BANNER
       -H "Authorization: Bearer $PIPECORE_DEMO_API_KEY" -H "Idempotency-Key: order-1001" \\
       -H "Content-Type: application/json" \\
       -d '{"amount":12990,"currency":"CLP","reference":"order-1001","description":"2 pizzas"}'
+    PIPECORE_ADMIN_TOKEN=$PIPECORE_ADMIN_TOKEN $BIN/pipecore plugins list --addr http://$PIPECORE_LISTEN
 
 BANNER
 
