@@ -34,10 +34,9 @@ func (c *clock) Set(t time.Time) {
 const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 type fixture struct {
-	st    store.Store
-	clk   *clock
-	disp  *dispatch.Dispatcher
-	event store.Event
+	st   store.Store
+	clk  *clock
+	disp *dispatch.Dispatcher
 }
 
 func setup(t *testing.T, url string, ordered bool, schedule dispatch.Schedule) *fixture {

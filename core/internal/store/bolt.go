@@ -1196,32 +1196,9 @@ func (b *Bolt) ListAudit(ctx context.Context, tenantID string, q AuditQuery) ([]
 		// next yields the tenant's records newest first, below the cursor.
 		var next func() (k, v []byte)
 		if q.ResourceID != "" {
-			prefix := auditResourcePrefix(tenantID, q.ResourceID)
-			c := tx.Bucket(bucketAuditByRes).Cursor()
-			ik, _ := seekBefore(c, prefix, below)
-			next = func() ([]byte, []byte) {
-				for ik != nil && bytes.HasPrefix(ik, prefix) && len(ik) == len(prefix)+8 {
-					k := ik[len(prefix):]
-					ik, _ = c.Prev()
-					if v := tb.Get(k); v != nil {
-						return k, v
-					}
-				}
-				return nil, nil
-			}
+			next = newestFirst(tb, tx.Bucket(bucketAuditByRes).Cursor(), auditResourcePrefix(tenantID, q.ResourceID), below)
 		} else {
-			c := tb.Cursor()
-			k, v := seekBefore(c, nil, below)
-			next = func() ([]byte, []byte) {
-				for k != nil {
-					rk, rv := k, v
-					k, v = c.Prev()
-					if rv != nil && len(rk) == 8 {
-						return rk, rv
-					}
-				}
-				return nil, nil
-			}
+			next = newestFirst(tb, nil, nil, below)
 		}
 		for k, v := next(); k != nil; k, v = next() {
 			if q.Provider != "" || q.Action != "" || q.Status != "" {
@@ -1260,6 +1237,39 @@ func (b *Bolt) ListAudit(ctx context.Context, tenantID string, q AuditQuery) ([]
 // seekBefore positions c on the last key of the form prefix+be64(seq) with
 // seq < below (below 0: any seq) and returns it, or nil when there is none
 // with that prefix. Walk on with c.Prev and stop when the prefix ends.
+// newestFirst iterates a tenant's records (tb: 8-byte big-endian seq keys)
+// from the newest below the cursor position below (0: from the newest)
+// downwards. With an index cursor, it walks the index keys under prefix
+// (prefix + 8-byte seq) instead and reads each record from tb, skipping
+// index entries whose record is gone. It returns nil, nil when done.
+func newestFirst(tb *bolt.Bucket, index *bolt.Cursor, prefix []byte, below uint64) func() (k, v []byte) {
+	if index != nil {
+		ik, _ := seekBefore(index, prefix, below)
+		return func() ([]byte, []byte) {
+			for ik != nil && bytes.HasPrefix(ik, prefix) && len(ik) == len(prefix)+8 {
+				k := ik[len(prefix):]
+				ik, _ = index.Prev()
+				if v := tb.Get(k); v != nil {
+					return k, v
+				}
+			}
+			return nil, nil
+		}
+	}
+	c := tb.Cursor()
+	k, v := seekBefore(c, nil, below)
+	return func() ([]byte, []byte) {
+		for k != nil {
+			rk, rv := k, v
+			k, v = c.Prev()
+			if rv != nil && len(rk) == 8 {
+				return rk, rv
+			}
+		}
+		return nil, nil
+	}
+}
+
 func seekBefore(c *bolt.Cursor, prefix []byte, below uint64) ([]byte, []byte) {
 	target := append(make([]byte, 0, len(prefix)+9), prefix...)
 	if below == 0 {

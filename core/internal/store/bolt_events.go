@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -312,35 +311,12 @@ func (b *Bolt) ListEvents(ctx context.Context, tenantID string, q EventQuery) ([
 		if tb == nil {
 			return nil
 		}
-		// next yields the tenant's events newest first, below the cursor.
+		// next yields the tenant's records newest first, below the cursor.
 		var next func() (k, v []byte)
 		if q.PaymentID != "" {
-			prefix := eventPaymentPrefix(tenantID, q.PaymentID)
-			c := tx.Bucket(bucketEventsByPay).Cursor()
-			ik, _ := seekBefore(c, prefix, below)
-			next = func() ([]byte, []byte) {
-				for ik != nil && bytes.HasPrefix(ik, prefix) && len(ik) == len(prefix)+8 {
-					k := ik[len(prefix):]
-					ik, _ = c.Prev()
-					if v := tb.Get(k); v != nil {
-						return k, v
-					}
-				}
-				return nil, nil
-			}
+			next = newestFirst(tb, tx.Bucket(bucketEventsByPay).Cursor(), eventPaymentPrefix(tenantID, q.PaymentID), below)
 		} else {
-			c := tb.Cursor()
-			k, v := seekBefore(c, nil, below)
-			next = func() ([]byte, []byte) {
-				for k != nil {
-					rk, rv := k, v
-					k, v = c.Prev()
-					if rv != nil && len(rk) == 8 {
-						return rk, rv
-					}
-				}
-				return nil, nil
-			}
+			next = newestFirst(tb, nil, nil, below)
 		}
 		for k, v := next(); k != nil; k, v = next() {
 			if filtered {
