@@ -65,9 +65,10 @@ vet:
 fmt-check:
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-## bench: benchmarks of the hot paths
-bench:
+## bench: hot-path benchmarks, then e2e/cmd/ingressbench (gateway ingress vs a bare baseline, end-to-end latency)
+bench: build
 	@set -e; for m in sdk core; do (cd $$m && $(GO) test -run '^$$' -bench . -benchmem ./...); done
+	cd e2e && $(GO) run ./cmd/ingressbench -bin $(BIN)
 
 ## proto: regenerate sdk/internal/providerpb from sdk/proto (pinned generators)
 proto: tools
