@@ -51,6 +51,9 @@ type Dispatcher struct {
 	mu       sync.Mutex
 	slots    map[string]chan struct{} // endpoint key -> semaphore
 	wg       sync.WaitGroup
+	// endpointOf remembers the endpoint key of due deliveries seen by the
+	// last scan; only the Run goroutine touches it.
+	endpointOf map[string]string
 }
 
 // NewDispatcher returns a Dispatcher; Run starts it.
@@ -108,39 +111,69 @@ func (d *Dispatcher) Run(ctx context.Context) {
 	defer t.Stop()
 	for {
 		d.dispatchDue(ctx)
+		scanned := time.Now()
 		select {
 		case <-ctx.Done():
 			return
 		case <-d.wake:
+			if gap := minScanGap - time.Since(scanned); gap > 0 {
+				time.Sleep(gap)
+			}
 		case <-t.C:
 		}
 	}
 }
 
+// scanLimit bounds how many due deliveries one scan looks at; listing
+// them costs no decoding (DueDeliveryRefs).
+const scanLimit = 4096
+
+// minScanGap spaces scans triggered by wake-ups: under load every finished
+// attempt wakes the dispatcher, and one scan serves them all.
+const minScanGap = 2 * time.Millisecond
+
+// dispatchDue starts an attempt for every due delivery it has room for. A
+// delivery is decoded only when it may start: one whose endpoint is known
+// to be at its limit is skipped by id.
 func (d *Dispatcher) dispatchDue(ctx context.Context) {
-	due, err := d.cfg.Store.DueDeliveries(ctx, d.cfg.Now(), 2*d.cfg.Workers)
+	refs, err := d.cfg.Store.DueDeliveryRefs(ctx, d.cfg.Now(), scanLimit)
 	if err != nil {
 		if ctx.Err() == nil {
 			d.cfg.Logger.Warn("outbox scan", "error", err)
 		}
 		return
 	}
-	for _, dl := range due {
-		if _, busy := d.inflight.Load(dl.ID); busy {
+	seen := make(map[string]string, len(refs))
+	defer func() { d.endpointOf = seen }() // forget deliveries no longer due
+	for _, ref := range refs {
+		if _, busy := d.inflight.Load(ref.ID); busy {
 			continue
 		}
-		slot := d.slot(dl.TenantID, dl.EndpointID)
+		if ep, known := d.endpointOf[ref.ID]; known {
+			seen[ref.ID] = ep
+			if d.full(ep) {
+				continue
+			}
+		}
+		if len(d.workers) == cap(d.workers) {
+			return // every worker is busy; the next scan continues
+		}
+		// The ref list may be stale (an attempt that finished since may
+		// have delivered or rescheduled this delivery): only the stored
+		// state counts, so nothing is sent twice by the dispatcher itself.
+		dl, err := d.cfg.Store.GetDelivery(ctx, ref.TenantID, ref.ID)
+		if err != nil || dl.State != store.DeliveryPending || dl.NextAttemptAt.After(d.cfg.Now()) {
+			continue
+		}
+		key := dl.TenantID + "\x00" + dl.EndpointID
+		seen[ref.ID] = key
+		slot := d.slot(key)
 		select {
 		case slot <- struct{}{}:
 		default:
 			continue // the endpoint is at its limit; others go ahead
 		}
-		select {
-		case d.workers <- struct{}{}:
-		default:
-			<-slot
-			return // every worker is busy; the next scan continues
-		}
+		d.workers <- struct{}{}
 		d.inflight.Store(dl.ID, struct{}{})
 		d.wg.Add(1)
 		go func() {
@@ -156,8 +189,13 @@ func (d *Dispatcher) dispatchDue(ctx context.Context) {
 	}
 }
 
-func (d *Dispatcher) slot(tenantID, endpointID string) chan struct{} {
-	key := tenantID + "\x00" + endpointID
+// full reports whether the endpoint has no free slot.
+func (d *Dispatcher) full(key string) bool {
+	s := d.slot(key)
+	return len(s) == cap(s)
+}
+
+func (d *Dispatcher) slot(key string) chan struct{} {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	s, ok := d.slots[key]
@@ -171,14 +209,6 @@ func (d *Dispatcher) slot(tenantID, endpointID string) chan struct{} {
 // attempt makes one delivery attempt and records it.
 func (d *Dispatcher) attempt(ctx context.Context, dl store.Delivery) {
 	log := d.cfg.Logger.With("tenant", dl.TenantID, "delivery", dl.ID, "event", dl.EventID, "endpoint", dl.EndpointID)
-	// The scan's snapshot may be stale: an attempt that finished since may
-	// have delivered or rescheduled this delivery. Only the stored state
-	// counts, so nothing is sent twice by the dispatcher itself.
-	cur, err := d.cfg.Store.GetDelivery(ctx, dl.TenantID, dl.ID)
-	if err != nil || cur.State != store.DeliveryPending || cur.NextAttemptAt.After(d.cfg.Now()) {
-		return
-	}
-	dl = cur
 	ep, err := d.cfg.Store.GetEndpoint(ctx, dl.TenantID, dl.EndpointID)
 	if errors.Is(err, store.ErrNotFound) {
 		d.finish(ctx, log, dl, store.DeliveryDead, "endpoint deleted", Result{}, d.cfg.Now())

@@ -521,6 +521,37 @@ func (b *Bolt) DueDeliveries(ctx context.Context, now time.Time, limit int) ([]D
 	return out, nil
 }
 
+// DueDeliveryRefs implements EventStore.
+func (b *Bolt) DueDeliveryRefs(ctx context.Context, now time.Time, limit int) ([]DeliveryRef, error) {
+	if err := b.ready(ctx); err != nil {
+		return nil, err
+	}
+	if err := checkDueLimit(limit); err != nil {
+		return nil, err
+	}
+	end := timeKey(nil, normTime(now))
+	out := []DeliveryRef{}
+	err := b.view(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketDeliveryDue).Cursor()
+		for k, _ := c.First(); k != nil && len(out) < limit; k, _ = c.Next() {
+			if len(k) < 8 || bytes.Compare(k[:8], end) > 0 {
+				break
+			}
+			tenantID, rest, ok := cutLP(k[8:])
+			id, _, ok2 := cutLP(rest)
+			if !ok || !ok2 {
+				return fmt.Errorf("store: malformed delivery due key: %w", errCorrupt)
+			}
+			out = append(out, DeliveryRef{TenantID: string(tenantID), ID: string(id)})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RecordAttempt implements EventStore. d needs TenantID and ID and a State
 // of pending, delivered or dead (ErrInvalid otherwise). a.DeliveryID may be
 // empty (it is set to d.ID) but no other delivery's; a zero a.At is now.

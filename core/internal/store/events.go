@@ -91,6 +91,11 @@ type EventStore interface {
 	// if the tenant has no such endpoint.
 	DeleteEndpoint(ctx context.Context, tenantID, id string) error
 
+	// DueDeliveryRefs lists, earliest first, up to limit pending deliveries
+	// of every tenant whose NextAttemptAt is at or before now, by id only:
+	// it decodes nothing, so a dispatcher can skip what it cannot start
+	// yet at almost no cost.
+	DueDeliveryRefs(ctx context.Context, now time.Time, limit int) ([]DeliveryRef, error)
 	// DueDeliveries returns up to limit pending deliveries of every tenant
 	// whose NextAttemptAt is at or before now, earliest first. A limit
 	// below 1 is ErrInvalid.
@@ -286,6 +291,9 @@ type Delivery struct {
 	UpdatedAt     time.Time     `json:"updated_at"`
 	DeliveredAt   time.Time     `json:"delivered_at"`
 }
+
+// DeliveryRef names one delivery.
+type DeliveryRef struct{ TenantID, ID string }
 
 // Attempt is one try to deliver.
 type Attempt struct {

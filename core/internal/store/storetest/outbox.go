@@ -44,7 +44,15 @@ func dueDeliveries(t testing.TB, st store.Store, now time.Time) []store.Delivery
 	t.Helper()
 	ds, err := st.DueDeliveries(context.Background(), now, 10000)
 	mustNoErr(t, err)
+	refs, err := st.DueDeliveryRefs(context.Background(), now, 10000)
+	mustNoErr(t, err)
+	if len(refs) != len(ds) {
+		t.Fatalf("DueDeliveryRefs found %d, DueDeliveries %d", len(refs), len(ds))
+	}
 	for i, d := range ds {
+		if refs[i] != (store.DeliveryRef{TenantID: d.TenantID, ID: d.ID}) {
+			t.Fatalf("DueDeliveryRefs[%d] = %+v, DueDeliveries has %s/%s", i, refs[i], d.TenantID, d.ID)
+		}
 		if d.State != store.DeliveryPending || d.NextAttemptAt.After(now) {
 			t.Fatalf("DueDeliveries(%v) returned %s %s due %v", now, d.ID, d.State, d.NextAttemptAt)
 		}

@@ -1104,7 +1104,8 @@ func testLifecycle(t *testing.T, open func(t *testing.T) store.Store) {
 					_, err := st.UpdateEndpoint(ctx, "t_a", "ep_1", func(*store.Endpoint) error { return nil })
 					return err
 				},
-				"DueDeliveries": func() error { _, err := st.DueDeliveries(ctx, base, 10); return err },
+				"DueDeliveries":   func() error { _, err := st.DueDeliveries(ctx, base, 10); return err },
+				"DueDeliveryRefs": func() error { _, err := st.DueDeliveryRefs(ctx, base, 10); return err },
 				"RecordAttempt": func() error {
 					d := store.Delivery{ID: "dlv_1", TenantID: "t_a", State: store.DeliveryDelivered}
 					return st.RecordAttempt(ctx, d, store.Attempt{N: 1, At: base})
