@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/debug"
 
 	"github.com/spf13/cobra"
 )
@@ -21,6 +22,11 @@ type exitError struct {
 func (e *exitError) Error() string { return e.err.Error() }
 
 func main() {
+	if os.Getenv("GOGC") == "" {
+		// The gateway's heap is small and short-lived; collecting half as
+		// often took a fifth of its CPU back under load.
+		debug.SetGCPercent(200)
+	}
 	if err := root().Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "pipecore:", err)
 		var ee *exitError

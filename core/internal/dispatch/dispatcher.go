@@ -126,11 +126,11 @@ func (d *Dispatcher) Run(ctx context.Context) {
 
 // scanLimit bounds how many due deliveries one scan looks at; listing
 // them costs no decoding (DueDeliveryRefs).
-const scanLimit = 4096
+const scanLimit = 2048
 
 // minScanGap spaces scans triggered by wake-ups: under load every finished
 // attempt wakes the dispatcher, and one scan serves them all.
-const minScanGap = 2 * time.Millisecond
+const minScanGap = 10 * time.Millisecond
 
 // dispatchDue starts an attempt for every due delivery it has room for. A
 // delivery is decoded only when it may start: one whose endpoint is known
