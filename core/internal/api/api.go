@@ -116,6 +116,8 @@ func New(cfg Config) (*API, error) {
 	a.r.POST("/v1/payments", a.auth(a.createPayment))
 	a.r.GET("/v1/payments/{id}", a.auth(a.getPayment))
 	a.r.POST("/v1/payments/{id}/refunds", a.auth(a.refundPayment))
+	a.r.POST("/v1/payments/{id}/capture", a.auth(a.capturePayment))
+	a.r.POST("/v1/payments/{id}/cancel", a.auth(a.cancelPayment))
 	a.r.GET("/v1/logs", a.auth(a.listLogs))
 	a.r.GET("/v1/payments/{id}/timeline", a.auth(a.paymentTimeline))
 	a.r.GET("/v1/events", a.auth(a.listEvents))

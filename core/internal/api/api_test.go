@@ -301,3 +301,27 @@ func TestDeepJSONIsRefused(t *testing.T) {
 		t.Fatalf("deep body: %d %s", r.status, r.raw)
 	}
 }
+
+func TestCaptureAndCancel(t *testing.T) {
+	e := newEnv(t)
+	created := e.post(t, "/v1/payments", keyA, "c-1", body1)
+	id, _ := created.body["id"].(string)
+	if r := e.post(t, "/v1/payments/"+id+"/capture", keyA, "cap-1", `{"amount":5000}`); r.status != 200 || r.body["status"] != "succeeded" {
+		t.Fatalf("capture: %d %s", r.status, r.raw)
+	}
+	if r := e.post(t, "/v1/payments/"+id+"/capture", keyA, "", `{"amount":999999}`); r.status != 400 || r.code() != "invalid_request" {
+		t.Fatalf("capture beyond the amount: %d %s", r.status, r.raw)
+	}
+	other := e.post(t, "/v1/payments", keyA, "c-2", `{"amount":100,"currency":"CLP","reference":"o-2"}`)
+	oid, _ := other.body["id"].(string)
+	if r := e.post(t, "/v1/payments/"+oid+"/cancel", keyA, "can-1", `{"reason":"requested_by_customer"}`); r.status != 200 || r.body["status"] != "cancelled" {
+		t.Fatalf("cancel: %d %s", r.status, r.raw)
+	}
+	if r := e.post(t, "/v1/payments/"+oid+"/cancel", keyB, "", ``); r.status != 404 {
+		t.Fatalf("cancel with another tenant's key: %d %s", r.status, r.raw)
+	}
+	recs, _, _ := e.st.ListAudit(context.Background(), "a", store.AuditQuery{ResourceID: oid})
+	if len(recs) != 2 || recs[0].Action != "payments.cancel" {
+		t.Fatalf("audit of the cancelled payment: %+v", recs)
+	}
+}

@@ -108,20 +108,28 @@ type refundRequest struct {
 }
 
 func (a *API) refundPayment(ctx *fasthttp.RequestCtx, t *tenant.Tenant) {
-	id, _ := ctx.UserValue("id").(string)
 	var req refundRequest
 	if len(ctx.PostBody()) > 0 && !a.decode(ctx, &req) {
 		return
 	}
+	a.onPayment(ctx, t, "refunds", req, func(c context.Context, id, opID string) (store.Payment, error) {
+		return a.cfg.Payments.Refund(c, t, id, opID, req.Amount)
+	})
+}
+
+// onPayment runs a mutating operation on the tenant's payment {id}: a
+// missing (or another tenant's) payment answers 404 before the
+// idempotency key is touched; the operation runs under the key's scope
+// "POST /v1/payments/{id}/<action>".
+func (a *API) onPayment(ctx *fasthttp.RequestCtx, t *tenant.Tenant, action string, req any, op func(c context.Context, id, opID string) (store.Payment, error)) {
+	id, _ := ctx.UserValue("id").(string)
 	c := requestContext(ctx)
-	// Answer 404 for another tenant's payment before touching the
-	// idempotency key space.
 	if _, err := a.cfg.Payments.Get(c, t, id, false); err != nil {
 		a.writeFailure(ctx, t, "", err)
 		return
 	}
-	a.idempotent(ctx, t, "POST /v1/payments/"+id+"/refunds", req, func(opID string) response {
-		p, err := a.cfg.Payments.Refund(c, t, id, opID, req.Amount)
+	a.idempotent(ctx, t, "POST /v1/payments/"+id+"/"+action, req, func(opID string) response {
+		p, err := op(c, id, opID)
 		if err != nil {
 			return failureResponse(classify(err, secretsOf(t, "")))
 		}
@@ -158,4 +166,34 @@ func (a *API) listLogs(ctx *fasthttp.RequestCtx, t *tenant.Tenant) {
 		recs = []store.AuditRecord{}
 	}
 	httpserver.WriteJSON(ctx, fasthttp.StatusOK, map[string]any{"data": recs, "next_cursor": next})
+}
+
+// captureRequest is the body of POST /v1/payments/{id}/capture.
+type captureRequest struct {
+	Amount int64 `json:"amount,omitempty"`
+}
+
+func (a *API) capturePayment(ctx *fasthttp.RequestCtx, t *tenant.Tenant) {
+	var req captureRequest
+	if len(ctx.PostBody()) > 0 && !a.decode(ctx, &req) {
+		return
+	}
+	a.onPayment(ctx, t, "capture", req, func(c context.Context, id, opID string) (store.Payment, error) {
+		return a.cfg.Payments.Capture(c, t, id, opID, req.Amount)
+	})
+}
+
+// cancelRequest is the body of POST /v1/payments/{id}/cancel.
+type cancelRequest struct {
+	Reason string `json:"reason,omitempty"`
+}
+
+func (a *API) cancelPayment(ctx *fasthttp.RequestCtx, t *tenant.Tenant) {
+	var req cancelRequest
+	if len(ctx.PostBody()) > 0 && !a.decode(ctx, &req) {
+		return
+	}
+	a.onPayment(ctx, t, "cancel", req, func(c context.Context, id, opID string) (store.Payment, error) {
+		return a.cfg.Payments.Cancel(c, t, id, opID, req.Reason)
+	})
 }
