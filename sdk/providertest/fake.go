@@ -26,19 +26,21 @@ type FakePayments struct {
 	Name string
 	// Fail, when set, is consulted before every operation; a non-nil
 	// error is returned as is.
-	Fail     func(op string, tenant provider.Tenant) error
-	delay    atomic.Int64 // nanoseconds slept before every operation
-	calls    atomic.Int64
-	mu       sync.Mutex
-	byKey    map[string]string // tenant+idempotency key -> payment id
-	payments map[string]*payments.Payment
-	refunds  map[string]payments.Refund
+	Fail       func(op string, tenant provider.Tenant) error
+	delay      atomic.Int64 // nanoseconds slept before every operation
+	calls      atomic.Int64
+	mu         sync.Mutex
+	byKey      map[string]string // tenant+idempotency key -> payment id
+	payments   map[string]*payments.Payment
+	refunds    map[string]payments.Refund
+	lastReturn string
 }
 
 var (
-	_ payments.Provider = (*FakePayments)(nil)
-	_ payments.Capturer = (*FakePayments)(nil)
-	_ payments.Canceler = (*FakePayments)(nil)
+	_ payments.Provider  = (*FakePayments)(nil)
+	_ payments.Capturer  = (*FakePayments)(nil)
+	_ payments.Canceler  = (*FakePayments)(nil)
+	_ payments.Confirmer = (*FakePayments)(nil)
 )
 
 // Info implements provider.Provider.
@@ -103,6 +105,7 @@ func (f *FakePayments) CreatePayment(ctx context.Context, r payments.CreateReque
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.lastReturn = r.ReturnURL
 	k := r.Tenant.ID() + "\x00" + r.IdempotencyKey
 	if id, ok := f.byKey[k]; ok {
 		return *f.payments[id], nil
@@ -195,6 +198,38 @@ func (f *FakePayments) transition(ctx context.Context, op string, t provider.Ten
 	}
 	p.Status = to
 	return *p, nil
+}
+
+// Confirm implements payments.Confirmer as a redirect flow's commit: the
+// token is the payment's id; a payment whose amount ends in 13 is
+// rejected (failure code "rejected"), any other succeeds. Confirming
+// again returns the same outcome.
+func (f *FakePayments) Confirm(ctx context.Context, r payments.ConfirmRequest) (payments.Payment, error) {
+	if err := f.enter(ctx, "confirm", r.Tenant); err != nil {
+		return payments.Payment{}, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p, err := f.get(r.Token)
+	if err != nil {
+		return payments.Payment{}, err
+	}
+	if p.Status == payments.StatusRequiresAction || p.Status == payments.StatusPending {
+		if p.Amount.Amount%100 == 13 {
+			p.Status, p.FailureCode = payments.StatusFailed, "rejected"
+		} else {
+			p.Status = payments.StatusSucceeded
+		}
+	}
+	return *p, nil
+}
+
+// LastReturnURL returns the ReturnURL of the latest create (tests check
+// which URL the gateway hands to providers).
+func (f *FakePayments) LastReturnURL() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.lastReturn
 }
 
 // SetStatus changes a payment's status as the provider would on its own

@@ -237,7 +237,7 @@ func serve(ctx context.Context, path string) error {
 	g.disp = disp
 	pay, err := payment.New(payment.Config{
 		Store: g.store, Plugins: g.plugins, Audit: audit.NewRecorder(g.store, log), Logger: log,
-		CallTimeout: cfg.Plugins.CallTimeout.Duration(), Notify: disp.Wake,
+		CallTimeout: cfg.Plugins.CallTimeout.Duration(), Notify: disp.Wake, PublicURL: cfg.PublicURL,
 	})
 	if err != nil {
 		return err

@@ -132,6 +132,8 @@ func New(cfg Config) (*API, error) {
 	a.r.PATCH("/v1/endpoints/{id}", a.auth(a.updateEndpoint))
 	a.r.DELETE("/v1/endpoints/{id}", a.auth(a.deleteEndpoint))
 	a.r.POST("/v1/endpoints/{id}/rotate-secret", a.auth(a.rotateSecret))
+	a.r.GET("/return/{provider}/{tenant}", a.paymentReturn)
+	a.r.POST("/return/{provider}/{tenant}", a.paymentReturn)
 	if cfg.Webhooks != nil {
 		a.r.POST("/webhooks/{provider}/{tenant}", cfg.Webhooks.Post)
 		a.r.GET("/webhooks/{provider}/{tenant}", cfg.Webhooks.Get)

@@ -64,7 +64,8 @@ func newEnv(t *testing.T, opts ...func(*api.Config)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pay, err := payment.New(payment.Config{Store: st, Plugins: host, Audit: audit.NewRecorder(st, nil), CallTimeout: 500 * time.Millisecond})
+	pay, err := payment.New(payment.Config{Store: st, Plugins: host, Audit: audit.NewRecorder(st, nil), CallTimeout: 500 * time.Millisecond,
+		PublicURL: "https://gw.example"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,5 +324,69 @@ func TestCaptureAndCancel(t *testing.T) {
 	recs, _, _ := e.st.ListAudit(context.Background(), "a", store.AuditQuery{ResourceID: oid})
 	if len(recs) != 2 || recs[0].Action != "payments.cancel" {
 		t.Fatalf("audit of the cancelled payment: %+v", recs)
+	}
+}
+
+func TestRedirectReturnCommitsAndRedirects(t *testing.T) {
+	e := newEnv(t)
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	create := func(key, amount string) (id, token string) {
+		r := e.post(t, "/v1/payments", keyA, key, `{"amount":`+amount+`,"currency":"CLP","reference":"r-`+key+`","return_url":"https://shop.example/done?order=7"}`)
+		if r.status != 201 {
+			t.Fatalf("create: %d %s", r.status, r.raw)
+		}
+		return r.body["id"].(string), r.body["provider_payment_id"].(string)
+	}
+	back := func(form string) *http.Response {
+		req, _ := http.NewRequest("POST", e.url+"/return/fake/a", strings.NewReader(form))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := noRedirect.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	id, token := create("ret-1", "12990")
+	if got := e.fake.LastReturnURL(); got != "https://gw.example/return/fake/a?payment_id="+id {
+		t.Fatalf("the provider got return URL %q, want the gateway's", got)
+	}
+	resp := back("token_ws=" + token)
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != 303 || !strings.HasPrefix(loc, "https://shop.example/done?") || !strings.Contains(loc, "payment_id="+id) || !strings.Contains(loc, "status=succeeded") || !strings.Contains(loc, "order=7") {
+		t.Fatalf("return: %d Location %q", resp.StatusCode, loc)
+	}
+	evs, _, _ := e.st.ListEvents(context.Background(), "a", store.EventQuery{PaymentID: id})
+	types := []string{}
+	for _, ev := range evs {
+		types = append(types, ev.Type)
+	}
+	if strings.Join(types, ",") != "payment.confirmed,payment.created" {
+		t.Fatalf("events of the payment: %v", types)
+	}
+	// Coming back twice (browser refresh) confirms once.
+	if resp := back("token_ws=" + token); resp.StatusCode != 303 {
+		t.Fatalf("second return: %d", resp.StatusCode)
+	}
+	if evs, _, _ := e.st.ListEvents(context.Background(), "a", store.EventQuery{PaymentID: id}); len(evs) != 2 {
+		t.Fatalf("a second return announced again: %d events", len(evs))
+	}
+
+	aid, atoken := create("ret-2", "5000")
+	resp = back("TBK_TOKEN=" + atoken)
+	if loc := resp.Header.Get("Location"); resp.StatusCode != 303 || !strings.Contains(loc, "status=failed") || !strings.Contains(loc, "payment_id="+aid) {
+		t.Fatalf("abort: %d %q", resp.StatusCode, loc)
+	}
+	p, _ := e.st.GetPayment(context.Background(), "a", aid)
+	if p.FailureCode != "aborted" {
+		t.Fatalf("aborted payment: %+v", p)
+	}
+	if resp := back("token_ws=fk_unknown"); resp.StatusCode != 404 {
+		t.Fatalf("unknown token: %d", resp.StatusCode)
+	}
+	req, _ := http.NewRequest("POST", e.url+"/return/fake/b", strings.NewReader("token_ws="+token))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if resp, _ := noRedirect.Do(req); resp.StatusCode != 404 {
+		t.Fatalf("tenant a's token returned through tenant b: %d", resp.StatusCode)
 	}
 }

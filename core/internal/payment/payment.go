@@ -54,6 +54,11 @@ type Config struct {
 	CallTimeout time.Duration
 	// Now is the clock. Nil means time.Now.
 	Now func() time.Time
+	// PublicURL is the gateway's public base URL. When set, redirect flows
+	// send the customer back through {PublicURL}/return/{provider}/{tenant},
+	// which completes the payment (e.g. Transbank's commit) and then
+	// redirects to the tenant's return_url.
+	PublicURL string
 	// Notify is called after events were recorded, to wake the dispatcher.
 	// Nil means no one is told (the dispatcher's scan still finds them).
 	Notify func()
@@ -182,7 +187,7 @@ func (s *Service) Create(ctx context.Context, t *tenant.Tenant, opID string, in 
 	req := payments.CreateRequest{
 		Tenant: pt, IdempotencyKey: providerKey(t.ID, opID), PaymentID: id,
 		Amount:    provider.Money{Amount: in.Amount, Currency: in.Currency},
-		Reference: in.Reference, Description: in.Description, ReturnURL: in.ReturnURL, Metadata: in.Metadata,
+		Reference: in.Reference, Description: in.Description, ReturnURL: s.returnURL(t.ID, in.Provider, id, in.ReturnURL), Metadata: in.Metadata,
 	}
 	if c := in.Customer; c != nil {
 		req.Customer = payments.Customer{Email: c.Email, Phone: c.Phone, Name: c.Name}
@@ -220,20 +225,33 @@ func (s *Service) Create(ctx context.Context, t *tenant.Tenant, opID string, in 
 }
 
 // created records the payment.created event for the tenant's endpoints.
-// The payment exists either way: a failure here is logged, not returned.
 func (s *Service) created(ctx context.Context, p store.Payment) {
+	s.emit(ctx, p, "payment.created", map[string]any{"redirect_url": p.RedirectURL})
+}
+
+// emit records one payment event (the payment's own fields plus extra)
+// for the tenant's endpoints and wakes the dispatcher. The payment exists
+// either way: a failure here is logged, not returned.
+func (s *Service) emit(ctx context.Context, p store.Payment, typ string, extra map[string]any) {
 	data := map[string]any{
 		"payment_id": p.ID, "provider_payment_id": p.ProviderPaymentID, "status": p.Status,
 		"amount": map[string]any{"amount": p.Amount, "currency": p.Currency}, "reference": p.Reference,
-		"redirect_url": p.RedirectURL,
+		"method": p.Method,
 	}
-	ev, err := event.New(p.TenantID, p.Provider, "payment.created", p.CreatedAt, p.CorrelationID, data)
+	if p.Customer != nil {
+		data["customer"] = p.Customer
+	}
+	for k, v := range extra {
+		data[k] = v
+	}
+	now := s.cfg.Now().UTC().Truncate(time.Microsecond)
+	ev, err := event.New(p.TenantID, p.Provider, typ, now, p.CorrelationID, data)
 	if err == nil {
-		ev.Subject, ev.PaymentID, ev.CreatedAt = p.ProviderPaymentID, p.ID, p.CreatedAt
-		_, err = s.cfg.Store.RecordEvents(ctx, store.EventBatch{TenantID: p.TenantID, Events: []store.Event{ev}, Now: p.CreatedAt})
+		ev.Subject, ev.PaymentID, ev.CreatedAt = p.ProviderPaymentID, p.ID, now
+		_, err = s.cfg.Store.RecordEvents(ctx, store.EventBatch{TenantID: p.TenantID, Events: []store.Event{ev}, Now: now})
 	}
 	if err != nil {
-		s.cfg.Logger.Error("payment.created event lost", "tenant", p.TenantID, "payment", p.ID, "error", err)
+		s.cfg.Logger.Error("payment event lost", "type", typ, "tenant", p.TenantID, "payment", p.ID, "error", err)
 		return
 	}
 	s.cfg.Notify()

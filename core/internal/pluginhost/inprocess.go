@@ -191,3 +191,14 @@ func (lp *localPayments) Cancel(ctx context.Context, r payments.CancelRequest) (
 	}
 	return c.Cancel(ctx, r)
 }
+
+func (lp *localPayments) Confirm(ctx context.Context, r payments.ConfirmRequest) (payments.Payment, error) {
+	c, ok := lp.p.(payments.Confirmer)
+	if !ok {
+		return payments.Payment{}, provider.ErrUnsupported
+	}
+	if err := lp.l.alive(); err != nil {
+		return payments.Payment{}, err
+	}
+	return c.Confirm(ctx, r)
+}
