@@ -256,6 +256,58 @@ func TestOperatorsAndIsolation(t *testing.T) {
 		}
 	})
 
+	t.Run("keys, credentials and replays through the CLI", func(t *testing.T) {
+		waitFor(t, "the key's last-used time", 10*time.Second, func() bool {
+			return strings.Contains(mustCLI(t, g, "", "keys", "list", "bistro", "--json"), `"last_used_at"`)
+		})
+		var second struct{ ID, Key string }
+		if err := json.Unmarshal([]byte(mustCLI(t, g, "", "keys", "create", "bistro", "--json")), &second); err != nil {
+			t.Fatal(err)
+		}
+		if c := g.do("GET", "/v1/logs", second.Key, nil); c.status != 200 {
+			t.Fatalf("second key before revoke: %d", c.status)
+		}
+		mustCLI(t, g, "", "keys", "revoke", "bistro", second.ID)
+		if c := g.do("GET", "/v1/logs", second.Key, nil); c.status != 401 {
+			t.Fatalf("revoked key: %d", c.status)
+		}
+		if c := g.do("GET", "/v1/logs", bistroKey, nil); c.status != 200 {
+			t.Fatalf("the other key stopped working: %d", c.status)
+		}
+		if out := mustCLI(t, g, "", "credentials", "show", "bistro"); !strings.Contains(out, "secret_key") || strings.Contains(out, credentialSentinel) {
+			t.Fatalf("credentials show:\n%s", out)
+		}
+		out := mustCLI(t, g, "", "events", "replay", "bistro", "--since", time.Now().Add(-time.Hour).UTC().Format(time.RFC3339), "--status", "all", "--json")
+		if !strings.Contains(out, `"replayed"`) {
+			t.Fatalf("events replay: %s", out)
+		}
+		if out := mustCLI(t, g, "", "tenants", "show", "bistro"); !strings.Contains(out, "bistro") || !strings.Contains(out, "stripe") {
+			t.Fatalf("tenants show:\n%s", out)
+		}
+		// Events of one tenant are invisible to the other.
+		evs := g.do("GET", "/v1/events", bistroKey, nil)
+		data, _ := evs.json(t)["data"].([]any)
+		if len(data) == 0 {
+			t.Fatalf("bistro has no events: %s", evs.body)
+		}
+		evID := data[0].(map[string]any)["id"].(string)
+		for _, r := range []struct{ method, path, missing string }{
+			{"GET", "/v1/events/" + evID, "/v1/events/evt_missing"},
+			{"POST", "/v1/events/" + evID + "/replay", "/v1/events/evt_missing/replay"},
+		} {
+			cross, missing := g.do(r.method, r.path, tableflowKey, nil), g.do(r.method, r.missing, tableflowKey, nil)
+			if cross.status != 404 || !bytes.Equal(cross.body, missing.body) {
+				t.Errorf("%s %s across tenants: %d %s", r.method, r.path, cross.status, cross.body)
+			}
+		}
+		mustCLI(t, g, "", "credentials", "unset", "bistro", "stripe", "secret_key")
+		c := g.do("POST", "/v1/payments", bistroKey, map[string]any{"amount": 100, "currency": "CLP", "reference": "after-unset"})
+		if c.status != 502 || c.errorCode(t) != "provider_unauthorized" {
+			t.Fatalf("payment after the credential was unset: %d %s", c.status, c.body)
+		}
+		mustCLI(t, g, credentialSentinel+"\n", "credentials", "set", "bistro", "stripe", "secret_key")
+	})
+
 	t.Run("disabled tenant", func(t *testing.T) {
 		mustCLI(t, g, "", "tenants", "disable", "bistro")
 		if c := g.do("GET", "/v1/payments/"+bistroPay, bistroKey, nil); c.status != 401 {

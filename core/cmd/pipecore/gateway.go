@@ -213,7 +213,7 @@ func (k *keyToucher) used(id string) {
 }
 
 func (k *keyToucher) run(ctx context.Context, st store.Store) {
-	t := time.NewTicker(5 * time.Second)
+	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
 	for {
 		select {
