@@ -794,7 +794,29 @@ func (b *Bolt) finishIdem(ctx context.Context, key IdemKey, now time.Time, chang
 // SweepIdempotent implements Store. It deletes in transactions of at most
 // sweepChunk records so that no single commit grows without bound.
 func (b *Bolt) SweepIdempotent(ctx context.Context, before time.Time) (int, error) {
-	const sweepChunk = 1000
+	return b.sweepByTime(ctx, bucketIdemCreated, before, "idempotency", func(tx *bolt.Tx, k, stamp []byte) (bool, error) {
+		ib := tx.Bucket(bucketIdem)
+		r, found, err := getIdem(ib, k)
+		if err != nil {
+			return false, err
+		}
+		// The index entry may be stale if the record was renewed; only a
+		// record that is itself old enough goes.
+		if !found || !bytes.Equal(timeKey(nil, r.CreatedAt), stamp) {
+			return false, nil
+		}
+		return true, ib.Delete(k)
+	})
+}
+
+// sweepChunk bounds the deletions of one sweep transaction.
+const sweepChunk = 1000
+
+// sweepByTime walks a time index (keys: 8-byte timeKey + record key) up to
+// before, in transactions of at most sweepChunk entries, deleting each
+// index entry and calling drop for its record key; drop reports whether it
+// deleted a record. It returns how many records were deleted.
+func (b *Bolt) sweepByTime(ctx context.Context, index []byte, before time.Time, what string, drop func(tx *bolt.Tx, key, stamp []byte) (bool, error)) (int, error) {
 	if err := b.ready(ctx); err != nil {
 		return 0, err
 	}
@@ -807,38 +829,32 @@ func (b *Bolt) SweepIdempotent(ctx context.Context, before time.Time) (int, erro
 		n, more := 0, false
 		err := b.update(func(tx *bolt.Tx) error {
 			n, more = 0, false
-			ib, cb := tx.Bucket(bucketIdem), tx.Bucket(bucketIdemCreated)
-			var index [][]byte
-			c := cb.Cursor()
-			for ck, _ := c.First(); ck != nil && bytes.Compare(ck[:8], limit) < 0; ck, _ = c.Next() {
-				if len(index) == sweepChunk {
+			ib := tx.Bucket(index)
+			var keys [][]byte
+			c := ib.Cursor()
+			for k, _ := c.First(); len(k) > 8 && bytes.Compare(k[:8], limit) < 0; k, _ = c.Next() {
+				if len(keys) == sweepChunk {
 					more = true
 					break
 				}
-				index = append(index, bytes.Clone(ck))
+				keys = append(keys, bytes.Clone(k))
 			}
-			for _, ck := range index {
-				if err := cb.Delete(ck); err != nil {
+			for _, k := range keys {
+				if err := ib.Delete(k); err != nil {
 					return err
 				}
-				k := ck[8:]
-				r, found, err := getIdem(ib, k)
+				dropped, err := drop(tx, k[8:], k[:8])
 				if err != nil {
 					return err
 				}
-				// The index entry may be stale if the record was renewed;
-				// only a record that is itself old enough goes.
-				if found && bytes.Equal(timeKey(nil, r.CreatedAt), ck[:8]) {
-					if err := ib.Delete(k); err != nil {
-						return err
-					}
+				if dropped {
 					n++
 				}
 			}
 			return nil
 		})
 		if err != nil {
-			return total, fmt.Errorf("store: sweep idempotency: %w", err)
+			return total, fmt.Errorf("store: sweep %s: %w", what, err)
 		}
 		total += n
 		if !more {

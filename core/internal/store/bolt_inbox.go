@@ -551,49 +551,12 @@ func (b *Bolt) ListInbox(ctx context.Context, tenantID string, state InboxState,
 // SweepDedup implements EventStore, in transactions of at most sweepChunk
 // keys like SweepIdempotent. The inbox records themselves stay.
 func (b *Bolt) SweepDedup(ctx context.Context, before time.Time) (int, error) {
-	const sweepChunk = 1000
-	if err := b.ready(ctx); err != nil {
-		return 0, err
-	}
-	limit := timeKey(nil, normTime(before))
-	total := 0
-	for {
-		if err := ctx.Err(); err != nil {
-			return total, err
+	return b.sweepByTime(ctx, bucketDedupTime, before, "dedup", func(tx *bolt.Tx, dk, stamp []byte) (bool, error) {
+		db := tx.Bucket(bucketDedup)
+		// Only a key accepted at that time goes (not one re-accepted since).
+		if v := db.Get(dk); len(v) < 8 || !bytes.Equal(v[:8], stamp) {
+			return false, nil
 		}
-		n, more := 0, false
-		err := b.update(func(tx *bolt.Tx) error {
-			n, more = 0, false
-			db, tb := tx.Bucket(bucketDedup), tx.Bucket(bucketDedupTime)
-			var index [][]byte
-			c := tb.Cursor()
-			for tk, _ := c.First(); len(tk) > 8 && bytes.Compare(tk[:8], limit) < 0; tk, _ = c.Next() {
-				if len(index) == sweepChunk {
-					more = true
-					break
-				}
-				index = append(index, bytes.Clone(tk))
-			}
-			for _, tk := range index {
-				if err := tb.Delete(tk); err != nil {
-					return err
-				}
-				dk := tk[8:]
-				if v := db.Get(dk); len(v) >= 8 && bytes.Equal(v[:8], tk[:8]) {
-					if err := db.Delete(dk); err != nil {
-						return err
-					}
-					n++
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return total, fmt.Errorf("store: sweep dedup: %w", err)
-		}
-		total += n
-		if !more {
-			return total, nil
-		}
-	}
+		return true, db.Delete(dk)
+	})
 }
