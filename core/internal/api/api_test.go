@@ -381,6 +381,20 @@ func TestRedirectReturnCommitsAndRedirects(t *testing.T) {
 	if p.FailureCode != "aborted" {
 		t.Fatalf("aborted payment: %+v", p)
 	}
+	bid, btoken := create("ret-3", "6000")
+	if resp := back("token_ws=" + btoken + "&TBK_TOKEN=" + btoken); !strings.Contains(resp.Header.Get("Location"), "status=failed") {
+		t.Fatalf("error after the form was committed: %q", resp.Header.Get("Location"))
+	}
+	if p, _ := e.st.GetPayment(context.Background(), "a", bid); p.Status != "failed" || p.FailureCode != "aborted" {
+		t.Fatalf("token_ws with TBK_TOKEN: %+v", p)
+	}
+	tid, _ := create("ret-4", "7000")
+	if resp := back("payment_id=" + tid + "&TBK_ORDEN_COMPRA=o-4&TBK_ID_SESION=s-4"); !strings.Contains(resp.Header.Get("Location"), "status=failed") {
+		t.Fatalf("timeout: %q", resp.Header.Get("Location"))
+	}
+	if p, _ := e.st.GetPayment(context.Background(), "a", tid); p.FailureCode != "timeout" {
+		t.Fatalf("timed-out payment: %+v", p)
+	}
 	if resp := back("token_ws=fk_unknown"); resp.StatusCode != 404 {
 		t.Fatalf("unknown token: %d", resp.StatusCode)
 	}

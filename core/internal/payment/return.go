@@ -37,8 +37,10 @@ type Returned struct {
 //   - token_ws (Transbank): the transaction is committed through the
 //     plugin's Confirm, and payment.confirmed or payment.failed is
 //     announced (these flows have no webhooks);
-//   - TBK_TOKEN without token_ws: the buyer aborted; the payment fails
-//     with failure code "aborted" and payment.failed is announced;
+//   - TBK_TOKEN (with or without token_ws): the buyer aborted, or an error
+//     followed the form; nothing is committed, the payment fails with
+//     failure code "aborted" and payment.failed is announced; only
+//     TBK_ORDEN_COMPRA (the form timed out) fails it with "timeout";
 //   - otherwise the payment is refreshed from the provider (its webhooks
 //     announce the outcome).
 //
@@ -52,7 +54,23 @@ func (s *Service) Return(ctx context.Context, t *tenant.Tenant, prov string, par
 	}
 	before := p.Status
 	token, aborted := params["token_ws"], params["TBK_TOKEN"]
+	failure := "aborted"
+	if token == "" && aborted == "" && params["TBK_ORDEN_COMPRA"] != "" {
+		// Webpay's form timed out: only the order and session come back.
+		aborted, failure = "timeout", "timeout"
+	}
 	switch {
+	case aborted != "":
+		// Aborted, timed out, or an error after the form (token_ws and
+		// TBK_TOKEN both present): never commit.
+		p, err = s.update(ctx, t, p.ID, func(p *store.Payment) {
+			if p.Status == string(payments.StatusRequiresAction) || p.Status == string(payments.StatusPending) {
+				p.Status, p.FailureCode, p.FailureMessage = string(payments.StatusFailed), failure, "the buyer did not complete the payment ("+failure+")"
+			}
+		})
+		if err != nil {
+			return Returned{}, err
+		}
 	case token != "":
 		pp, pt, err := s.plugin(t, prov)
 		if err != nil {
@@ -74,15 +92,6 @@ func (s *Service) Return(ctx context.Context, t *tenant.Tenant, prov string, par
 		}
 		if err != nil {
 			s.cfg.Logger.Warn("confirm on return failed; the customer goes back with the current status", "tenant", t.ID, "payment", p.ID, "error", err)
-		}
-	case aborted != "":
-		p, err = s.update(ctx, t, p.ID, func(p *store.Payment) {
-			if p.Status == string(payments.StatusRequiresAction) || p.Status == string(payments.StatusPending) {
-				p.Status, p.FailureCode, p.FailureMessage = string(payments.StatusFailed), "aborted", "the buyer aborted the payment"
-			}
-		})
-		if err != nil {
-			return Returned{}, err
 		}
 	default:
 		if refreshed, err := s.Get(ctx, t, p.ID, true); err == nil {
