@@ -293,6 +293,27 @@ func TestWebhookToTenantEndpoint(t *testing.T) {
 		}
 	})
 
+	t.Run("refund then charge.refunded reaches the tenant as payment.refunded", func(t *testing.T) {
+		if c := g.do("POST", "/v1/payments/"+payID+"/refunds", tableflowKey, map[string]any{"amount": 2990}); c.status != 200 {
+			t.Fatalf("refund: %d %s", c.status, c.body)
+		}
+		refund := []byte(fmt.Sprintf(`{"id":"evt_refund_1","object":"event","api_version":"2023-10-16","created":%d,"livemode":false,"pending_webhooks":1,"type":"charge.refunded",`+
+			`"data":{"object":{"id":"ch_refund_1","object":"charge","payment_intent":%q,"amount":12990,"amount_refunded":2990,"currency":"clp","refunded":false,"status":"succeeded","metadata":{}}}}`,
+			time.Now().Unix(), pi))
+		if status, resp, _ := postWebhook(hook, refund, signStripe(stripeWebhookSecret, refund, time.Now())); status != 200 {
+			t.Fatalf("charge.refunded: %d %s", status, resp)
+		}
+		waitFor(t, "payment.refunded at the tenant", 10*time.Second, func() bool {
+			for _, d := range rcv.deliveries() {
+				b := string(d.body)
+				if d.valid && strings.Contains(b, `"payment.refunded"`) && strings.Contains(b, payID) && strings.Contains(b, `"refunded_amount":2990`) && strings.Contains(b, `"partial":true`) {
+					return true
+				}
+			}
+			return false
+		})
+	})
+
 	t.Run("verified but unparseable goes to quarantine", func(t *testing.T) {
 		bad := []byte(`{"id":"evt_bad_1","object":"event","type":"payment_intent.succeeded","created":1700000000,"data":{"object":"not an object"}}`)
 		status, resp, _ := postWebhook(hook, bad, signStripe(stripeWebhookSecret, bad, time.Now()))
@@ -343,10 +364,10 @@ func TestWebhookToTenantEndpoint(t *testing.T) {
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		for _, m := range []string{`pipecore_webhooks_received_total{outcome="accepted",provider="stripe"} 2`,
+		for _, m := range []string{`pipecore_webhooks_received_total{outcome="accepted",provider="stripe"} 3`,
 			`pipecore_webhooks_received_total{outcome="duplicate",provider="stripe"} 49`,
 			`pipecore_webhooks_rejected_total{provider="stripe",reason="invalid_signature"}`,
-			`pipecore_deliveries_total{outcome="delivered"} 2`, `pipecore_webhooks_quarantined_total{provider="stripe"} 2`,
+			`pipecore_deliveries_total{outcome="delivered"} 3`, `pipecore_webhooks_quarantined_total{provider="stripe"} 2`,
 			`pipecore_plugin_call_seconds_count{method="ParseWebhook"`} {
 			if !strings.Contains(string(b), m) {
 				t.Errorf("metrics lack %s", m)
