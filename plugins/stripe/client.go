@@ -106,6 +106,20 @@ func baseURL(raw string) (string, error) {
 	return strings.TrimSuffix(s, "/v1"), nil
 }
 
+// open returns the tenant's client and the parameters of one call (see
+// params): the start of every operation.
+func open(ctx context.Context, t provider.Tenant, idempotencyKey string) (*client, stripe.Params, error) {
+	c, err := newClient(t)
+	if err != nil {
+		return nil, stripe.Params{}, err
+	}
+	p, err := c.params(ctx, idempotencyKey)
+	if err != nil {
+		return nil, stripe.Params{}, err
+	}
+	return c, p, nil
+}
+
 // params returns the parameters every call carries: the caller's context
 // (for its deadline and cancellation), the idempotency key when given and
 // the Connect account when configured.

@@ -35,11 +35,7 @@ func (*stripeProvider) CreatePayment(ctx context.Context, req payments.CreateReq
 	if err := req.Validate(); err != nil {
 		return payments.Payment{}, err
 	}
-	c, err := newClient(req.Tenant)
-	if err != nil {
-		return payments.Payment{}, err
-	}
-	common, err := c.params(ctx, req.IdempotencyKey)
+	c, common, err := open(ctx, req.Tenant, req.IdempotencyKey)
 	if err != nil {
 		return payments.Payment{}, err
 	}
@@ -158,11 +154,7 @@ func (*stripeProvider) GetPayment(ctx context.Context, req payments.GetRequest) 
 	if err := checkID(req.ID, prefixIntent, prefixSession); err != nil {
 		return payments.Payment{}, err
 	}
-	c, err := newClient(req.Tenant)
-	if err != nil {
-		return payments.Payment{}, err
-	}
-	common, err := c.params(ctx, "")
+	c, common, err := open(ctx, req.Tenant, "")
 	if err != nil {
 		return payments.Payment{}, err
 	}
@@ -201,11 +193,7 @@ func (*stripeProvider) Refund(ctx context.Context, req payments.RefundRequest) (
 	if req.Amount.Amount < 0 {
 		return payments.Refund{}, provider.Invalid(fmt.Errorf("stripe: refund amount must not be negative, got %d", req.Amount.Amount))
 	}
-	c, err := newClient(req.Tenant)
-	if err != nil {
-		return payments.Refund{}, err
-	}
-	common, err := c.params(ctx, req.IdempotencyKey)
+	c, common, err := open(ctx, req.Tenant, req.IdempotencyKey)
 	if err != nil {
 		return payments.Refund{}, err
 	}
@@ -272,11 +260,7 @@ func (*stripeProvider) Capture(ctx context.Context, req payments.CaptureRequest)
 	if req.Amount.Amount < 0 {
 		return payments.Payment{}, provider.Invalid(fmt.Errorf("stripe: capture amount must not be negative, got %d", req.Amount.Amount))
 	}
-	c, err := newClient(req.Tenant)
-	if err != nil {
-		return payments.Payment{}, err
-	}
-	common, err := c.params(ctx, req.IdempotencyKey)
+	c, common, err := open(ctx, req.Tenant, req.IdempotencyKey)
 	if err != nil {
 		return payments.Payment{}, err
 	}
@@ -306,11 +290,7 @@ func (*stripeProvider) Cancel(ctx context.Context, req payments.CancelRequest) (
 	if err := checkID(req.ID, prefixIntent); err != nil {
 		return payments.Payment{}, err
 	}
-	c, err := newClient(req.Tenant)
-	if err != nil {
-		return payments.Payment{}, err
-	}
-	common, err := c.params(ctx, req.IdempotencyKey)
+	c, common, err := open(ctx, req.Tenant, req.IdempotencyKey)
 	if err != nil {
 		return payments.Payment{}, err
 	}
