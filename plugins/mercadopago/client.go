@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -158,20 +157,10 @@ func classify(op string, err error, token string) error {
 		reason = http.StatusText(status)
 	}
 	e := &callError{msg: redact(fmt.Sprintf("mercadopago: %s: %s (HTTP %d)", op, reason, status), token)}
-	var out error
-	switch {
-	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+	if status == http.StatusUnauthorized || status == http.StatusForbidden {
 		e.msg = fmt.Sprintf("mercadopago: %s: access token rejected (HTTP %d)", op, status)
-		out = provider.Unauthorized(e)
-	case status == http.StatusTooManyRequests:
-		out = provider.RateLimited(e, retryAfter(re.Headers))
-	case status >= 500:
-		out = provider.Retryable(e)
-	case status >= 400:
-		out = provider.Invalid(e)
-	default:
-		out = provider.Retryable(e)
 	}
+	out := provider.FromHTTPStatus(status, provider.RetryAfterHeader(re.Headers), e)
 	if code != "" {
 		out = provider.WithCode(out, code)
 	}
@@ -189,14 +178,6 @@ func apiError(body string) (message, code string) {
 		return clip(strings.TrimSpace(body)), ""
 	}
 	return clip(b.Message), clip(b.Error)
-}
-
-func retryAfter(h http.Header) time.Duration {
-	s, err := strconv.Atoi(strings.TrimSpace(h.Get("Retry-After")))
-	if err != nil || s <= 0 {
-		return 0
-	}
-	return time.Duration(s) * time.Second
 }
 
 // callError is a classified failure's message with its cause. Its message

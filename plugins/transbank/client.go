@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -189,17 +188,7 @@ func classify(op string, resp *http.Response, body []byte, secret string) error 
 		msg += ": " + reason
 	}
 	e := &statusError{status: status, msg: msg}
-	var out error
-	switch {
-	case status == http.StatusTooManyRequests:
-		out = provider.RateLimited(e, retryAfter(resp))
-	case status >= 500:
-		out = provider.Retryable(e)
-	case status >= 400:
-		out = provider.Invalid(e)
-	default: // 1xx/3xx: not an answer we understand; it may work later
-		out = provider.Retryable(e)
-	}
+	out := provider.FromHTTPStatus(status, provider.RetryAfterHeader(resp.Header), e)
 	if reason != "" {
 		if len(reason) > maxCode {
 			reason = reason[:maxCode]
@@ -207,14 +196,6 @@ func classify(op string, resp *http.Response, body []byte, secret string) error 
 		out = provider.WithCode(out, reason)
 	}
 	return out
-}
-
-func retryAfter(resp *http.Response) time.Duration {
-	s, err := strconv.Atoi(strings.TrimSpace(resp.Header.Get("Retry-After")))
-	if err != nil || s <= 0 {
-		return 0
-	}
-	return time.Duration(s) * time.Second
 }
 
 // transportError classifies a failure to get an answer: always retryable,
