@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
+	"sort"
 	"strings"
 	"time"
 )
@@ -80,6 +82,7 @@ const (
 	SchemeHMACSHA256  SignatureScheme = "hmac-sha256" // hex HMAC-SHA256 of the body in Header
 	SchemeECDSA       SignatureScheme = "sendgrid-ecdsa"
 	SchemeStaticToken SignatureScheme = "static-token" // shared token compared in constant time
+	SchemeRappi       SignatureScheme = "rappi"        // Rappi-Signature: t=…,sign=<hex HMAC-SHA256 of t.body>
 )
 
 // WebhookSpec tells core how to verify inbound webhooks before the plugin
@@ -107,6 +110,47 @@ type WebhookSpec struct {
 	// VerifyTokenField is the Field.Name holding the token the handshake
 	// checks.
 	VerifyTokenField string
+
+	// VariantSetting names a (non-secret) Field whose per-tenant value
+	// selects one of Variants, for a plugin with several transports that
+	// sign differently (WhatsApp over Meta's Cloud API or over Twilio).
+	// A tenant whose value has no entry in Variants, or a spec without
+	// VariantSetting, uses this spec itself. A variant must not itself
+	// declare variants.
+	VariantSetting string
+	Variants       map[string]*WebhookSpec
+}
+
+// SecretFields returns the distinct secret fields of w and its variants, in
+// a stable order (w's first, then the variants' by setting value).
+func (w *WebhookSpec) SecretFields() []string {
+	if w == nil {
+		return nil
+	}
+	out := []string{w.SecretField}
+	values := make([]string, 0, len(w.Variants))
+	for v := range w.Variants {
+		values = append(values, v)
+	}
+	sort.Strings(values)
+	for _, v := range values {
+		if f := w.Variants[v].SecretField; f != "" && !slices.Contains(out, f) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// For returns the spec that applies to a tenant whose setting
+// VariantSetting has the given value: the matching variant, else w.
+func (w *WebhookSpec) For(settingValue string) *WebhookSpec {
+	if w == nil || w.VariantSetting == "" {
+		return w
+	}
+	if v, ok := w.Variants[settingValue]; ok && v != nil {
+		return v
+	}
+	return w
 }
 
 // Handshake is a webhook subscription handshake answered by core.
@@ -142,26 +186,49 @@ func (i Info) Validate() error {
 		seen[f.Name] = f
 	}
 	if w := i.Webhook; w != nil {
-		if w.Scheme == "" {
-			return fmt.Errorf("provider: info %s: webhook scheme is empty", i.Name)
+		if err := i.validateWebhook(w, seen); err != nil {
+			return err
 		}
-		f, ok := seen[w.SecretField]
-		if !ok || !f.Secret {
-			return fmt.Errorf("provider: info %s: webhook secret field %q is not a declared secret field", i.Name, w.SecretField)
-		}
-		for _, src := range w.DedupKey {
-			kind, name, ok := strings.Cut(src, ":")
-			if !ok || name == "" || (kind != "json" && kind != "header" && kind != "query" && kind != "form") {
-				return fmt.Errorf("provider: info %s: webhook dedup key source %q must be json:, header:, query: or form: followed by a name", i.Name, src)
+		if w.VariantSetting != "" {
+			if f, ok := seen[w.VariantSetting]; !ok || f.Secret {
+				return fmt.Errorf("provider: info %s: webhook variant setting %q is not a declared non-secret field", i.Name, w.VariantSetting)
 			}
 		}
-		if w.Handshake != "" {
-			if w.Handshake != HandshakeMeta {
-				return fmt.Errorf("provider: info %s: unknown webhook handshake %q", i.Name, w.Handshake)
+		for value, v := range w.Variants {
+			if v == nil {
+				return fmt.Errorf("provider: info %s: webhook variant %q is nil", i.Name, value)
 			}
-			if _, ok := seen[w.VerifyTokenField]; !ok {
-				return fmt.Errorf("provider: info %s: handshake verify token field %q is not declared", i.Name, w.VerifyTokenField)
+			if v.VariantSetting != "" || len(v.Variants) > 0 {
+				return fmt.Errorf("provider: info %s: webhook variant %q declares variants of its own", i.Name, value)
 			}
+			if err := i.validateWebhook(v, seen); err != nil {
+				return fmt.Errorf("%w (variant %q)", err, value)
+			}
+		}
+	}
+	return nil
+}
+
+func (i Info) validateWebhook(w *WebhookSpec, seen map[string]Field) error {
+	if w.Scheme == "" {
+		return fmt.Errorf("provider: info %s: webhook scheme is empty", i.Name)
+	}
+	f, ok := seen[w.SecretField]
+	if !ok || !f.Secret {
+		return fmt.Errorf("provider: info %s: webhook secret field %q is not a declared secret field", i.Name, w.SecretField)
+	}
+	for _, src := range w.DedupKey {
+		kind, name, ok := strings.Cut(src, ":")
+		if !ok || name == "" || (kind != "json" && kind != "header" && kind != "query" && kind != "form") {
+			return fmt.Errorf("provider: info %s: webhook dedup key source %q must be json:, header:, query: or form: followed by a name", i.Name, src)
+		}
+	}
+	if w.Handshake != "" {
+		if w.Handshake != HandshakeMeta {
+			return fmt.Errorf("provider: info %s: unknown webhook handshake %q", i.Name, w.Handshake)
+		}
+		if _, ok := seen[w.VerifyTokenField]; !ok {
+			return fmt.Errorf("provider: info %s: handshake verify token field %q is not declared", i.Name, w.VerifyTokenField)
 		}
 	}
 	return nil

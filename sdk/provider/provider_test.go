@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -125,4 +126,39 @@ func ExampleSecret() {
 	s := provider.NewSecret("sk_live_123")
 	fmt.Println(s, fmt.Sprintf("%#v", s))
 	// Output: [redacted] [redacted]
+}
+
+func TestWebhookVariants(t *testing.T) {
+	meta := &provider.WebhookSpec{Scheme: provider.SchemeMetaSHA256, SecretField: "app_secret"}
+	twilio := &provider.WebhookSpec{Scheme: provider.SchemeTwilio, SecretField: "auth_token"}
+	meta.VariantSetting = "transport"
+	meta.Variants = map[string]*provider.WebhookSpec{"twilio": twilio}
+	info := provider.Info{Name: "whatsapp", Version: "1.0.0", Webhook: meta, Fields: []provider.Field{
+		{Name: "transport"}, {Name: "app_secret", Secret: true}, {Name: "auth_token", Secret: true},
+	}}
+	if err := info.Validate(); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	if got := meta.For("twilio"); got != twilio {
+		t.Errorf("For(twilio) = %+v, want the twilio variant", got)
+	}
+	for _, v := range []string{"", "cloud", "unknown"} {
+		if got := meta.For(v); got != meta {
+			t.Errorf("For(%q) = %+v, want the top-level spec", v, got)
+		}
+	}
+	if got := meta.SecretFields(); !slices.Equal(got, []string{"app_secret", "auth_token"}) {
+		t.Errorf("SecretFields = %v", got)
+	}
+
+	bad := info
+	bad.Fields = []provider.Field{{Name: "transport", Secret: true}, {Name: "app_secret", Secret: true}, {Name: "auth_token", Secret: true}}
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "variant setting") {
+		t.Errorf("secret variant setting: err = %v", err)
+	}
+	missing := info
+	missing.Fields = []provider.Field{{Name: "transport"}, {Name: "app_secret", Secret: true}}
+	if err := missing.Validate(); err == nil || !strings.Contains(err.Error(), `variant "twilio"`) {
+		t.Errorf("variant with an undeclared secret: err = %v", err)
+	}
 }

@@ -74,7 +74,10 @@ func (a *API) setCredential(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	f, declared := info.Field(field)
-	previous := info.Webhook != nil && field == info.Webhook.SecretField+config.PreviousSuffix
+	previous := false
+	for _, sf := range info.Webhook.SecretFields() {
+		previous = previous || field == sf+config.PreviousSuffix
+	}
 	if !previous && (!declared || !f.Secret) {
 		httpserver.WriteError(ctx, fasthttp.StatusBadRequest, "invalid_request", "the "+prov+" plugin declares no credential "+field+" (settings are not credentials)")
 		return

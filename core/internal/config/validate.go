@@ -307,9 +307,9 @@ func checkFields(tenant, name, path string, p Provider, info provider.Info, add 
 	if _, declared := info.Field(provider.BaseURLField); !declared {
 		settings = append(settings, provider.BaseURLField)
 	}
-	if w := info.Webhook; w != nil {
+	for _, sf := range info.Webhook.SecretFields() {
 		// During a rotation the previous webhook secret verifies too.
-		credentials = append(credentials, w.SecretField+PreviousSuffix)
+		credentials = append(credentials, sf+PreviousSuffix)
 	}
 	slices.Sort(settings)
 	slices.Sort(credentials)

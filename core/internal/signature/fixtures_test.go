@@ -289,6 +289,7 @@ func fixtures() []fixture {
 	svixKeys := [4]key{hmacKey(whsec("svix-current-key-0123456789abcde")), hmacKey(whsec("svix-previous-key-0123456789abcd")), hmacKey(whsec("svix-wrong-key-0123456789abcdefg")), hmacKey(whsec("svix-tenant-b-key-0123456789abcd"))}
 	uberKeys := [4]key{hmacKey("uber-signing-key-current"), hmacKey("uber-signing-key-previous"), hmacKey("uber-signing-key-wrong"), hmacKey("uber-signing-key-tenant-b")}
 	ecKeys := [4]key{ecdsaCur, ecdsaOld, ecdsaWrong, ecdsaTenantB}
+	rappiKeys := [4]key{hmacKey("rappi-webhook-secret-current"), hmacKey("rappi-webhook-secret-previous"), hmacKey("rappi-webhook-secret-wrong"), hmacKey("rappi-webhook-secret-tenant-b")}
 	tokenKeys := [4]key{hmacKey("pdy-authorization-key-current"), hmacKey("pdy-authorization-key-previous"), hmacKey("pdy-authorization-key-wrong"), hmacKey("pdy-authorization-key-tenant-b")}
 
 	with := func(f fixture, k [4]key) fixture {
@@ -475,6 +476,17 @@ func fixtures() []fixture {
 			flipErr: ErrMismatch, appendErr: ErrMismatch,
 			tol: 10 * time.Minute, futureErr: ErrTimestamp,
 		}, ecKeys),
+		with(fixture{
+			name: "rappi", scheme: provider.SchemeRappi, body: jsonBody,
+			sign: func(_ testing.TB, k key, at time.Time, body []byte) Request {
+				ts := strconv.FormatInt(at.Unix(), 10)
+				return Request{Method: "POST", URL: hookURL, Body: body, Header: headers(
+					"Rappi-Signature", "t="+ts+",sign="+macHex(sha256.New, k.sign, []byte(ts+"."), body), "Content-Type", "application/json")}
+			},
+			sigHeader: "Rappi-Signature", garbled: "t=1750000000,sign=xyz", garbledErr: ErrMalformed,
+			flipErr: ErrMismatch, appendErr: ErrMismatch,
+			tol: DefaultTolerance, futureErr: ErrTimestamp,
+		}, rappiKeys),
 		with(fixture{
 			name: "static-token", scheme: provider.SchemeStaticToken, body: jsonBody,
 			sign: func(_ testing.TB, k key, _ time.Time, body []byte) Request {

@@ -284,3 +284,35 @@ func FuzzStaticToken(f *testing.F) {
 		}
 	})
 }
+
+func FuzzRappiHeader(f *testing.F) {
+	vs := vectorsOf(f, provider.SchemeRappi)
+	for i, v := range vs {
+		f.Add(uint8(i), v.Headers["Rappi-Signature"][0])
+		f.Add(uint8(i), v.Garbled)
+		f.Add(uint8(i), strings.Repeat("sign=00,", 500)+"t=1")
+	}
+	f.Fuzz(func(t *testing.T, i uint8, h string) {
+		v, r := fuzzVector(t, vs, i)
+		setOrDelete(r.Header, "Rappi-Signature", h)
+		err := Verify(v.Scheme, r, v.Secrets, v.options(v.Now))
+		if err != nil {
+			checkFuzzErr(t, err)
+			return
+		}
+		// Accepted: h must carry a seed's t and, in either case, its sign.
+		for _, sv := range vs {
+			seed := items(sv.Headers["Rappi-Signature"][0], ",")
+			hasT, hasSign := false, false
+			for _, it := range items(h, ",") {
+				it = strings.TrimSpace(it)
+				hasT = hasT || strings.HasPrefix(it, "t=") && slices.Contains(seed, it)
+				hasSign = hasSign || strings.HasPrefix(it, "sign=") && slices.ContainsFunc(seed, func(s string) bool { return strings.EqualFold(s, it) })
+			}
+			if hasT && hasSign {
+				return
+			}
+		}
+		t.Fatalf("accepted %q, which carries no seed's signature", h)
+	})
+}

@@ -52,7 +52,7 @@ type Options struct {
 	Header string
 	// Tolerance bounds how far a signed timestamp may be from Now. Zero
 	// (or a negative value) means the scheme's default: DefaultTolerance
-	// for SchemeStripe and SchemeSvix, and no check at all for
+	// for SchemeStripe, SchemeSvix and SchemeRappi, and no check at all for
 	// SchemeMercadoPago and SchemeECDSA, whose timestamp semantics are
 	// not documented well enough to enforce by default. Schemes that sign
 	// no timestamp ignore it.
@@ -112,7 +112,7 @@ func Verify(scheme provider.SignatureScheme, r Request, secrets []string, opt Op
 	switch scheme {
 	case provider.SchemeStripe, provider.SchemeMercadoPago, provider.SchemeMetaSHA256,
 		provider.SchemeTwilio, provider.SchemeSvix, provider.SchemeHMACSHA256,
-		provider.SchemeECDSA, provider.SchemeStaticToken:
+		provider.SchemeECDSA, provider.SchemeStaticToken, provider.SchemeRappi:
 	default:
 		return fmt.Errorf("%w: %q", ErrUnknownScheme, scheme)
 	}
@@ -134,6 +134,8 @@ func Verify(scheme provider.SignatureScheme, r Request, secrets []string, opt Op
 		return verifyHMACSHA256(&r, secrets, &opt)
 	case provider.SchemeECDSA:
 		return verifyECDSA(&r, secrets, &opt)
+	case provider.SchemeRappi:
+		return verifyRappi(&r, secrets, &opt)
 	default: // provider.SchemeStaticToken
 		return verifyStaticToken(&r, secrets, &opt)
 	}

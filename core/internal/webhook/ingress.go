@@ -96,7 +96,8 @@ func (in *Ingress) resolve(ctx *fasthttp.RequestCtx) (target, bool) {
 	if ok && !t.Disabled && t.Enabled(name) {
 		if info, known := in.cfg.Plugins.Catalog()[name]; known && info.Webhook != nil {
 			pt, _ := t.ProviderTenant(name)
-			return target{tenant: t, name: name, spec: info.Webhook, pt: pt}, true
+			spec := info.Webhook.For(pt.Setting(info.Webhook.VariantSetting))
+			return target{tenant: t, name: name, spec: spec, pt: pt}, true
 		}
 		if _, known := in.cfg.Plugins.Catalog()[name]; !known {
 			// The plugin never started (e.g. refused binary): its scheme

@@ -396,8 +396,12 @@ type WebhookSpec struct {
 	// holding its verify token.
 	Handshake        string `protobuf:"bytes,6,opt,name=handshake,proto3" json:"handshake,omitempty"`
 	VerifyTokenField string `protobuf:"bytes,7,opt,name=verify_token_field,json=verifyTokenField,proto3" json:"verify_token_field,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// A per-tenant setting whose value selects one of variants (a plugin
+	// with several transports that sign differently).
+	VariantSetting string                  `protobuf:"bytes,8,opt,name=variant_setting,json=variantSetting,proto3" json:"variant_setting,omitempty"`
+	Variants       map[string]*WebhookSpec `protobuf:"bytes,9,rep,name=variants,proto3" json:"variants,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *WebhookSpec) Reset() {
@@ -477,6 +481,20 @@ func (x *WebhookSpec) GetVerifyTokenField() string {
 		return x.VerifyTokenField
 	}
 	return ""
+}
+
+func (x *WebhookSpec) GetVariantSetting() string {
+	if x != nil {
+		return x.VariantSetting
+	}
+	return ""
+}
+
+func (x *WebhookSpec) GetVariants() map[string]*WebhookSpec {
+	if x != nil {
+		return x.Variants
+	}
+	return nil
 }
 
 type Info struct {
@@ -2729,7 +2747,7 @@ const file_pipecore_provider_v1_provider_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06secret\x18\x02 \x01(\bR\x06secret\x12\x1a\n" +
 	"\brequired\x18\x03 \x01(\bR\brequired\x12\x10\n" +
-	"\x03doc\x18\x04 \x01(\tR\x03doc\"\xec\x01\n" +
+	"\x03doc\x18\x04 \x01(\tR\x03doc\"\xc2\x03\n" +
 	"\vWebhookSpec\x12\x16\n" +
 	"\x06scheme\x18\x01 \x01(\tR\x06scheme\x12\x16\n" +
 	"\x06header\x18\x02 \x01(\tR\x06header\x12!\n" +
@@ -2737,7 +2755,12 @@ const file_pipecore_provider_v1_provider_proto_rawDesc = "" +
 	"\ftolerance_ms\x18\x04 \x01(\x03R\vtoleranceMs\x12\x1b\n" +
 	"\tdedup_key\x18\x05 \x03(\tR\bdedupKey\x12\x1c\n" +
 	"\thandshake\x18\x06 \x01(\tR\thandshake\x12,\n" +
-	"\x12verify_token_field\x18\a \x01(\tR\x10verifyTokenField\"\xca\x01\n" +
+	"\x12verify_token_field\x18\a \x01(\tR\x10verifyTokenField\x12'\n" +
+	"\x0fvariant_setting\x18\b \x01(\tR\x0evariantSetting\x12K\n" +
+	"\bvariants\x18\t \x03(\v2/.pipecore.provider.v1.WebhookSpec.VariantsEntryR\bvariants\x1a^\n" +
+	"\rVariantsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x127\n" +
+	"\x05value\x18\x02 \x01(\v2!.pipecore.provider.v1.WebhookSpecR\x05value:\x028\x01\"\xca\x01\n" +
 	"\x04Info\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12\"\n" +
@@ -2959,7 +2982,7 @@ func file_pipecore_provider_v1_provider_proto_rawDescGZIP() []byte {
 }
 
 var file_pipecore_provider_v1_provider_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_pipecore_provider_v1_provider_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
+var file_pipecore_provider_v1_provider_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
 var file_pipecore_provider_v1_provider_proto_goTypes = []any{
 	(ErrorDetail_Kind)(0),         // 0: pipecore.provider.v1.ErrorDetail.Kind
 	(*CallContext)(nil),           // 1: pipecore.provider.v1.CallContext
@@ -3001,91 +3024,94 @@ var file_pipecore_provider_v1_provider_proto_goTypes = []any{
 	(*Receipt)(nil),               // 37: pipecore.provider.v1.Receipt
 	nil,                           // 38: pipecore.provider.v1.CallContext.SettingsEntry
 	nil,                           // 39: pipecore.provider.v1.CallContext.SecretsEntry
-	nil,                           // 40: pipecore.provider.v1.ParseWebhookRequest.HeadersEntry
-	nil,                           // 41: pipecore.provider.v1.ParseWebhookRequest.QueryEntry
-	nil,                           // 42: pipecore.provider.v1.CreatePaymentRequest.MetadataEntry
-	nil,                           // 43: pipecore.provider.v1.ConfirmRequest.ParamsEntry
+	nil,                           // 40: pipecore.provider.v1.WebhookSpec.VariantsEntry
+	nil,                           // 41: pipecore.provider.v1.ParseWebhookRequest.HeadersEntry
+	nil,                           // 42: pipecore.provider.v1.ParseWebhookRequest.QueryEntry
+	nil,                           // 43: pipecore.provider.v1.CreatePaymentRequest.MetadataEntry
+	nil,                           // 44: pipecore.provider.v1.ConfirmRequest.ParamsEntry
 }
 var file_pipecore_provider_v1_provider_proto_depIdxs = []int32{
 	38, // 0: pipecore.provider.v1.CallContext.settings:type_name -> pipecore.provider.v1.CallContext.SettingsEntry
 	39, // 1: pipecore.provider.v1.CallContext.secrets:type_name -> pipecore.provider.v1.CallContext.SecretsEntry
 	0,  // 2: pipecore.provider.v1.ErrorDetail.kind:type_name -> pipecore.provider.v1.ErrorDetail.Kind
-	5,  // 3: pipecore.provider.v1.Info.fields:type_name -> pipecore.provider.v1.Field
-	6,  // 4: pipecore.provider.v1.Info.webhook:type_name -> pipecore.provider.v1.WebhookSpec
-	1,  // 5: pipecore.provider.v1.ParseWebhookRequest.call:type_name -> pipecore.provider.v1.CallContext
-	40, // 6: pipecore.provider.v1.ParseWebhookRequest.headers:type_name -> pipecore.provider.v1.ParseWebhookRequest.HeadersEntry
-	41, // 7: pipecore.provider.v1.ParseWebhookRequest.query:type_name -> pipecore.provider.v1.ParseWebhookRequest.QueryEntry
-	10, // 8: pipecore.provider.v1.ParseWebhookResponse.events:type_name -> pipecore.provider.v1.Event
-	1,  // 9: pipecore.provider.v1.CreatePaymentRequest.call:type_name -> pipecore.provider.v1.CallContext
-	2,  // 10: pipecore.provider.v1.CreatePaymentRequest.amount:type_name -> pipecore.provider.v1.Money
-	12, // 11: pipecore.provider.v1.CreatePaymentRequest.customer:type_name -> pipecore.provider.v1.Customer
-	42, // 12: pipecore.provider.v1.CreatePaymentRequest.metadata:type_name -> pipecore.provider.v1.CreatePaymentRequest.MetadataEntry
-	1,  // 13: pipecore.provider.v1.GetPaymentRequest.call:type_name -> pipecore.provider.v1.CallContext
-	1,  // 14: pipecore.provider.v1.RefundRequest.call:type_name -> pipecore.provider.v1.CallContext
-	2,  // 15: pipecore.provider.v1.RefundRequest.amount:type_name -> pipecore.provider.v1.Money
-	1,  // 16: pipecore.provider.v1.CaptureRequest.call:type_name -> pipecore.provider.v1.CallContext
-	2,  // 17: pipecore.provider.v1.CaptureRequest.amount:type_name -> pipecore.provider.v1.Money
-	1,  // 18: pipecore.provider.v1.ConfirmRequest.call:type_name -> pipecore.provider.v1.CallContext
-	43, // 19: pipecore.provider.v1.ConfirmRequest.params:type_name -> pipecore.provider.v1.ConfirmRequest.ParamsEntry
-	1,  // 20: pipecore.provider.v1.CancelRequest.call:type_name -> pipecore.provider.v1.CallContext
-	2,  // 21: pipecore.provider.v1.Payment.amount:type_name -> pipecore.provider.v1.Money
-	2,  // 22: pipecore.provider.v1.Refund.amount:type_name -> pipecore.provider.v1.Money
-	19, // 23: pipecore.provider.v1.Refund.payment:type_name -> pipecore.provider.v1.Payment
-	21, // 24: pipecore.provider.v1.Stop.address:type_name -> pipecore.provider.v1.Address
-	22, // 25: pipecore.provider.v1.Stop.location:type_name -> pipecore.provider.v1.Location
-	23, // 26: pipecore.provider.v1.Stop.contact:type_name -> pipecore.provider.v1.Contact
-	2,  // 27: pipecore.provider.v1.Item.price:type_name -> pipecore.provider.v1.Money
-	1,  // 28: pipecore.provider.v1.QuoteRequest.call:type_name -> pipecore.provider.v1.CallContext
-	24, // 29: pipecore.provider.v1.QuoteRequest.pickup:type_name -> pipecore.provider.v1.Stop
-	24, // 30: pipecore.provider.v1.QuoteRequest.dropoff:type_name -> pipecore.provider.v1.Stop
-	25, // 31: pipecore.provider.v1.QuoteRequest.items:type_name -> pipecore.provider.v1.Item
-	2,  // 32: pipecore.provider.v1.Quote.fee:type_name -> pipecore.provider.v1.Money
-	1,  // 33: pipecore.provider.v1.CreateShipmentRequest.call:type_name -> pipecore.provider.v1.CallContext
-	24, // 34: pipecore.provider.v1.CreateShipmentRequest.pickup:type_name -> pipecore.provider.v1.Stop
-	24, // 35: pipecore.provider.v1.CreateShipmentRequest.dropoff:type_name -> pipecore.provider.v1.Stop
-	25, // 36: pipecore.provider.v1.CreateShipmentRequest.items:type_name -> pipecore.provider.v1.Item
-	1,  // 37: pipecore.provider.v1.GetShipmentRequest.call:type_name -> pipecore.provider.v1.CallContext
-	1,  // 38: pipecore.provider.v1.CancelShipmentRequest.call:type_name -> pipecore.provider.v1.CallContext
-	22, // 39: pipecore.provider.v1.Courier.location:type_name -> pipecore.provider.v1.Location
-	2,  // 40: pipecore.provider.v1.Shipment.fee:type_name -> pipecore.provider.v1.Money
-	31, // 41: pipecore.provider.v1.Shipment.courier:type_name -> pipecore.provider.v1.Courier
-	32, // 42: pipecore.provider.v1.Shipment.proof:type_name -> pipecore.provider.v1.ProofOfDelivery
-	1,  // 43: pipecore.provider.v1.SendRequest.call:type_name -> pipecore.provider.v1.CallContext
-	34, // 44: pipecore.provider.v1.SendRequest.template:type_name -> pipecore.provider.v1.Template
-	35, // 45: pipecore.provider.v1.SendRequest.attachments:type_name -> pipecore.provider.v1.Attachment
-	8,  // 46: pipecore.provider.v1.ParseWebhookRequest.HeadersEntry.value:type_name -> pipecore.provider.v1.HeaderValues
-	8,  // 47: pipecore.provider.v1.ParseWebhookRequest.QueryEntry.value:type_name -> pipecore.provider.v1.HeaderValues
-	4,  // 48: pipecore.provider.v1.Plugin.GetInfo:input_type -> pipecore.provider.v1.GetInfoRequest
-	9,  // 49: pipecore.provider.v1.Plugin.ParseWebhook:input_type -> pipecore.provider.v1.ParseWebhookRequest
-	13, // 50: pipecore.provider.v1.Payments.CreatePayment:input_type -> pipecore.provider.v1.CreatePaymentRequest
-	14, // 51: pipecore.provider.v1.Payments.GetPayment:input_type -> pipecore.provider.v1.GetPaymentRequest
-	15, // 52: pipecore.provider.v1.Payments.RefundPayment:input_type -> pipecore.provider.v1.RefundRequest
-	16, // 53: pipecore.provider.v1.Payments.CapturePayment:input_type -> pipecore.provider.v1.CaptureRequest
-	17, // 54: pipecore.provider.v1.Payments.ConfirmPayment:input_type -> pipecore.provider.v1.ConfirmRequest
-	18, // 55: pipecore.provider.v1.Payments.CancelPayment:input_type -> pipecore.provider.v1.CancelRequest
-	26, // 56: pipecore.provider.v1.Delivery.QuoteDelivery:input_type -> pipecore.provider.v1.QuoteRequest
-	28, // 57: pipecore.provider.v1.Delivery.CreateShipment:input_type -> pipecore.provider.v1.CreateShipmentRequest
-	29, // 58: pipecore.provider.v1.Delivery.GetShipment:input_type -> pipecore.provider.v1.GetShipmentRequest
-	30, // 59: pipecore.provider.v1.Delivery.CancelShipment:input_type -> pipecore.provider.v1.CancelShipmentRequest
-	36, // 60: pipecore.provider.v1.Messaging.Send:input_type -> pipecore.provider.v1.SendRequest
-	7,  // 61: pipecore.provider.v1.Plugin.GetInfo:output_type -> pipecore.provider.v1.Info
-	11, // 62: pipecore.provider.v1.Plugin.ParseWebhook:output_type -> pipecore.provider.v1.ParseWebhookResponse
-	19, // 63: pipecore.provider.v1.Payments.CreatePayment:output_type -> pipecore.provider.v1.Payment
-	19, // 64: pipecore.provider.v1.Payments.GetPayment:output_type -> pipecore.provider.v1.Payment
-	20, // 65: pipecore.provider.v1.Payments.RefundPayment:output_type -> pipecore.provider.v1.Refund
-	19, // 66: pipecore.provider.v1.Payments.CapturePayment:output_type -> pipecore.provider.v1.Payment
-	19, // 67: pipecore.provider.v1.Payments.ConfirmPayment:output_type -> pipecore.provider.v1.Payment
-	19, // 68: pipecore.provider.v1.Payments.CancelPayment:output_type -> pipecore.provider.v1.Payment
-	27, // 69: pipecore.provider.v1.Delivery.QuoteDelivery:output_type -> pipecore.provider.v1.Quote
-	33, // 70: pipecore.provider.v1.Delivery.CreateShipment:output_type -> pipecore.provider.v1.Shipment
-	33, // 71: pipecore.provider.v1.Delivery.GetShipment:output_type -> pipecore.provider.v1.Shipment
-	33, // 72: pipecore.provider.v1.Delivery.CancelShipment:output_type -> pipecore.provider.v1.Shipment
-	37, // 73: pipecore.provider.v1.Messaging.Send:output_type -> pipecore.provider.v1.Receipt
-	61, // [61:74] is the sub-list for method output_type
-	48, // [48:61] is the sub-list for method input_type
-	48, // [48:48] is the sub-list for extension type_name
-	48, // [48:48] is the sub-list for extension extendee
-	0,  // [0:48] is the sub-list for field type_name
+	40, // 3: pipecore.provider.v1.WebhookSpec.variants:type_name -> pipecore.provider.v1.WebhookSpec.VariantsEntry
+	5,  // 4: pipecore.provider.v1.Info.fields:type_name -> pipecore.provider.v1.Field
+	6,  // 5: pipecore.provider.v1.Info.webhook:type_name -> pipecore.provider.v1.WebhookSpec
+	1,  // 6: pipecore.provider.v1.ParseWebhookRequest.call:type_name -> pipecore.provider.v1.CallContext
+	41, // 7: pipecore.provider.v1.ParseWebhookRequest.headers:type_name -> pipecore.provider.v1.ParseWebhookRequest.HeadersEntry
+	42, // 8: pipecore.provider.v1.ParseWebhookRequest.query:type_name -> pipecore.provider.v1.ParseWebhookRequest.QueryEntry
+	10, // 9: pipecore.provider.v1.ParseWebhookResponse.events:type_name -> pipecore.provider.v1.Event
+	1,  // 10: pipecore.provider.v1.CreatePaymentRequest.call:type_name -> pipecore.provider.v1.CallContext
+	2,  // 11: pipecore.provider.v1.CreatePaymentRequest.amount:type_name -> pipecore.provider.v1.Money
+	12, // 12: pipecore.provider.v1.CreatePaymentRequest.customer:type_name -> pipecore.provider.v1.Customer
+	43, // 13: pipecore.provider.v1.CreatePaymentRequest.metadata:type_name -> pipecore.provider.v1.CreatePaymentRequest.MetadataEntry
+	1,  // 14: pipecore.provider.v1.GetPaymentRequest.call:type_name -> pipecore.provider.v1.CallContext
+	1,  // 15: pipecore.provider.v1.RefundRequest.call:type_name -> pipecore.provider.v1.CallContext
+	2,  // 16: pipecore.provider.v1.RefundRequest.amount:type_name -> pipecore.provider.v1.Money
+	1,  // 17: pipecore.provider.v1.CaptureRequest.call:type_name -> pipecore.provider.v1.CallContext
+	2,  // 18: pipecore.provider.v1.CaptureRequest.amount:type_name -> pipecore.provider.v1.Money
+	1,  // 19: pipecore.provider.v1.ConfirmRequest.call:type_name -> pipecore.provider.v1.CallContext
+	44, // 20: pipecore.provider.v1.ConfirmRequest.params:type_name -> pipecore.provider.v1.ConfirmRequest.ParamsEntry
+	1,  // 21: pipecore.provider.v1.CancelRequest.call:type_name -> pipecore.provider.v1.CallContext
+	2,  // 22: pipecore.provider.v1.Payment.amount:type_name -> pipecore.provider.v1.Money
+	2,  // 23: pipecore.provider.v1.Refund.amount:type_name -> pipecore.provider.v1.Money
+	19, // 24: pipecore.provider.v1.Refund.payment:type_name -> pipecore.provider.v1.Payment
+	21, // 25: pipecore.provider.v1.Stop.address:type_name -> pipecore.provider.v1.Address
+	22, // 26: pipecore.provider.v1.Stop.location:type_name -> pipecore.provider.v1.Location
+	23, // 27: pipecore.provider.v1.Stop.contact:type_name -> pipecore.provider.v1.Contact
+	2,  // 28: pipecore.provider.v1.Item.price:type_name -> pipecore.provider.v1.Money
+	1,  // 29: pipecore.provider.v1.QuoteRequest.call:type_name -> pipecore.provider.v1.CallContext
+	24, // 30: pipecore.provider.v1.QuoteRequest.pickup:type_name -> pipecore.provider.v1.Stop
+	24, // 31: pipecore.provider.v1.QuoteRequest.dropoff:type_name -> pipecore.provider.v1.Stop
+	25, // 32: pipecore.provider.v1.QuoteRequest.items:type_name -> pipecore.provider.v1.Item
+	2,  // 33: pipecore.provider.v1.Quote.fee:type_name -> pipecore.provider.v1.Money
+	1,  // 34: pipecore.provider.v1.CreateShipmentRequest.call:type_name -> pipecore.provider.v1.CallContext
+	24, // 35: pipecore.provider.v1.CreateShipmentRequest.pickup:type_name -> pipecore.provider.v1.Stop
+	24, // 36: pipecore.provider.v1.CreateShipmentRequest.dropoff:type_name -> pipecore.provider.v1.Stop
+	25, // 37: pipecore.provider.v1.CreateShipmentRequest.items:type_name -> pipecore.provider.v1.Item
+	1,  // 38: pipecore.provider.v1.GetShipmentRequest.call:type_name -> pipecore.provider.v1.CallContext
+	1,  // 39: pipecore.provider.v1.CancelShipmentRequest.call:type_name -> pipecore.provider.v1.CallContext
+	22, // 40: pipecore.provider.v1.Courier.location:type_name -> pipecore.provider.v1.Location
+	2,  // 41: pipecore.provider.v1.Shipment.fee:type_name -> pipecore.provider.v1.Money
+	31, // 42: pipecore.provider.v1.Shipment.courier:type_name -> pipecore.provider.v1.Courier
+	32, // 43: pipecore.provider.v1.Shipment.proof:type_name -> pipecore.provider.v1.ProofOfDelivery
+	1,  // 44: pipecore.provider.v1.SendRequest.call:type_name -> pipecore.provider.v1.CallContext
+	34, // 45: pipecore.provider.v1.SendRequest.template:type_name -> pipecore.provider.v1.Template
+	35, // 46: pipecore.provider.v1.SendRequest.attachments:type_name -> pipecore.provider.v1.Attachment
+	6,  // 47: pipecore.provider.v1.WebhookSpec.VariantsEntry.value:type_name -> pipecore.provider.v1.WebhookSpec
+	8,  // 48: pipecore.provider.v1.ParseWebhookRequest.HeadersEntry.value:type_name -> pipecore.provider.v1.HeaderValues
+	8,  // 49: pipecore.provider.v1.ParseWebhookRequest.QueryEntry.value:type_name -> pipecore.provider.v1.HeaderValues
+	4,  // 50: pipecore.provider.v1.Plugin.GetInfo:input_type -> pipecore.provider.v1.GetInfoRequest
+	9,  // 51: pipecore.provider.v1.Plugin.ParseWebhook:input_type -> pipecore.provider.v1.ParseWebhookRequest
+	13, // 52: pipecore.provider.v1.Payments.CreatePayment:input_type -> pipecore.provider.v1.CreatePaymentRequest
+	14, // 53: pipecore.provider.v1.Payments.GetPayment:input_type -> pipecore.provider.v1.GetPaymentRequest
+	15, // 54: pipecore.provider.v1.Payments.RefundPayment:input_type -> pipecore.provider.v1.RefundRequest
+	16, // 55: pipecore.provider.v1.Payments.CapturePayment:input_type -> pipecore.provider.v1.CaptureRequest
+	17, // 56: pipecore.provider.v1.Payments.ConfirmPayment:input_type -> pipecore.provider.v1.ConfirmRequest
+	18, // 57: pipecore.provider.v1.Payments.CancelPayment:input_type -> pipecore.provider.v1.CancelRequest
+	26, // 58: pipecore.provider.v1.Delivery.QuoteDelivery:input_type -> pipecore.provider.v1.QuoteRequest
+	28, // 59: pipecore.provider.v1.Delivery.CreateShipment:input_type -> pipecore.provider.v1.CreateShipmentRequest
+	29, // 60: pipecore.provider.v1.Delivery.GetShipment:input_type -> pipecore.provider.v1.GetShipmentRequest
+	30, // 61: pipecore.provider.v1.Delivery.CancelShipment:input_type -> pipecore.provider.v1.CancelShipmentRequest
+	36, // 62: pipecore.provider.v1.Messaging.Send:input_type -> pipecore.provider.v1.SendRequest
+	7,  // 63: pipecore.provider.v1.Plugin.GetInfo:output_type -> pipecore.provider.v1.Info
+	11, // 64: pipecore.provider.v1.Plugin.ParseWebhook:output_type -> pipecore.provider.v1.ParseWebhookResponse
+	19, // 65: pipecore.provider.v1.Payments.CreatePayment:output_type -> pipecore.provider.v1.Payment
+	19, // 66: pipecore.provider.v1.Payments.GetPayment:output_type -> pipecore.provider.v1.Payment
+	20, // 67: pipecore.provider.v1.Payments.RefundPayment:output_type -> pipecore.provider.v1.Refund
+	19, // 68: pipecore.provider.v1.Payments.CapturePayment:output_type -> pipecore.provider.v1.Payment
+	19, // 69: pipecore.provider.v1.Payments.ConfirmPayment:output_type -> pipecore.provider.v1.Payment
+	19, // 70: pipecore.provider.v1.Payments.CancelPayment:output_type -> pipecore.provider.v1.Payment
+	27, // 71: pipecore.provider.v1.Delivery.QuoteDelivery:output_type -> pipecore.provider.v1.Quote
+	33, // 72: pipecore.provider.v1.Delivery.CreateShipment:output_type -> pipecore.provider.v1.Shipment
+	33, // 73: pipecore.provider.v1.Delivery.GetShipment:output_type -> pipecore.provider.v1.Shipment
+	33, // 74: pipecore.provider.v1.Delivery.CancelShipment:output_type -> pipecore.provider.v1.Shipment
+	37, // 75: pipecore.provider.v1.Messaging.Send:output_type -> pipecore.provider.v1.Receipt
+	63, // [63:76] is the sub-list for method output_type
+	50, // [50:63] is the sub-list for method input_type
+	50, // [50:50] is the sub-list for extension type_name
+	50, // [50:50] is the sub-list for extension extendee
+	0,  // [0:50] is the sub-list for field type_name
 }
 
 func init() { file_pipecore_provider_v1_provider_proto_init() }
@@ -3099,7 +3125,7 @@ func file_pipecore_provider_v1_provider_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pipecore_provider_v1_provider_proto_rawDesc), len(file_pipecore_provider_v1_provider_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   43,
+			NumMessages:   44,
 			NumExtensions: 0,
 			NumServices:   4,
 		},

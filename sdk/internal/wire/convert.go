@@ -62,10 +62,33 @@ func InfoPB(i provider.Info) *pb.Info {
 		out.Fields = append(out.Fields, &pb.Field{Name: f.Name, Secret: f.Secret, Required: f.Required, Doc: f.Doc})
 	}
 	if w := i.Webhook; w != nil {
-		out.Webhook = &pb.WebhookSpec{Scheme: string(w.Scheme), Header: w.Header, SecretField: w.SecretField, ToleranceMs: w.Tolerance.Milliseconds(),
-			DedupKey: w.DedupKey, Handshake: string(w.Handshake), VerifyTokenField: w.VerifyTokenField}
+		out.Webhook = webhookSpecPB(w)
 	}
 	return out
+}
+
+func webhookSpecPB(w *provider.WebhookSpec) *pb.WebhookSpec {
+	m := &pb.WebhookSpec{Scheme: string(w.Scheme), Header: w.Header, SecretField: w.SecretField, ToleranceMs: w.Tolerance.Milliseconds(),
+		DedupKey: w.DedupKey, Handshake: string(w.Handshake), VerifyTokenField: w.VerifyTokenField, VariantSetting: w.VariantSetting}
+	for value, v := range w.Variants {
+		if m.Variants == nil {
+			m.Variants = make(map[string]*pb.WebhookSpec, len(w.Variants))
+		}
+		m.Variants[value] = webhookSpecPB(v)
+	}
+	return m
+}
+
+func webhookSpecFrom(m *pb.WebhookSpec) *provider.WebhookSpec {
+	w := &provider.WebhookSpec{Scheme: provider.SignatureScheme(m.GetScheme()), Header: m.GetHeader(), SecretField: m.GetSecretField(), Tolerance: time.Duration(m.GetToleranceMs()) * time.Millisecond,
+		DedupKey: m.GetDedupKey(), Handshake: provider.Handshake(m.GetHandshake()), VerifyTokenField: m.GetVerifyTokenField(), VariantSetting: m.GetVariantSetting()}
+	for value, v := range m.GetVariants() {
+		if w.Variants == nil {
+			w.Variants = make(map[string]*provider.WebhookSpec, len(m.GetVariants()))
+		}
+		w.Variants[value] = webhookSpecFrom(v)
+	}
+	return w
 }
 
 // InfoFrom is the inverse of InfoPB.
@@ -78,8 +101,7 @@ func InfoFrom(m *pb.Info) provider.Info {
 		out.Fields = append(out.Fields, provider.Field{Name: f.GetName(), Secret: f.GetSecret(), Required: f.GetRequired(), Doc: f.GetDoc()})
 	}
 	if w := m.GetWebhook(); w != nil {
-		out.Webhook = &provider.WebhookSpec{Scheme: provider.SignatureScheme(w.GetScheme()), Header: w.GetHeader(), SecretField: w.GetSecretField(), Tolerance: time.Duration(w.GetToleranceMs()) * time.Millisecond,
-			DedupKey: w.GetDedupKey(), Handshake: provider.Handshake(w.GetHandshake()), VerifyTokenField: w.GetVerifyTokenField()}
+		out.Webhook = webhookSpecFrom(w)
 	}
 	return out
 }
