@@ -28,7 +28,9 @@ import (
 //   - 2: audit records carry PrevHash and Hash; the admin buckets. A build
 //     of version 1 would append unchained records, so it must refuse the
 //     file, and does.
-const SchemaVersion = 2
+//   - 3: the resource buckets (deliveries, quotes, messages). A build of
+//     version 2 would not keep them in step with the events it records.
+const SchemaVersion = 3
 
 // Bucket names. Every value is JSON unless said otherwise.
 var (
@@ -76,6 +78,7 @@ var dataBuckets = [][]byte{
 	bucketEvents, bucketEventIDs, bucketEventsByPay, bucketEndpoints,
 	bucketDeliveries, bucketDeliveryDue, bucketDeliveryEvent, bucketDeliveryQueue, bucketAttempts,
 	bucketTenants, bucketAPIKeys, bucketAPIKeyIDs, bucketAPIKeyHashes, bucketCredentials,
+	bucketResources, bucketResByProvider, bucketResDue, bucketResCreated,
 }
 
 // BoltOptions configures OpenBolt. The zero value means the documented

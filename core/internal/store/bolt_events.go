@@ -136,6 +136,16 @@ func (b *Bolt) RecordEvents(ctx context.Context, r EventBatch) ([]Delivery, erro
 			return nil, fmt.Errorf("%w: payment change %d needs a payment id and Apply", ErrInvalid, i)
 		}
 	}
+	for i, rc := range r.Resources {
+		if rc.Kind == "" || rc.ID == "" || rc.Apply == nil {
+			return nil, fmt.Errorf("%w: resource change %d needs a kind, an id and Apply", ErrInvalid, i)
+		}
+		for _, ei := range rc.Events {
+			if ei < 0 || ei >= len(events) {
+				return nil, fmt.Errorf("%w: resource change %d names event %d of %d", ErrInvalid, i, ei, len(events))
+			}
+		}
+	}
 	tenant := []byte(r.TenantID)
 
 	var (
@@ -190,6 +200,36 @@ func (b *Bolt) RecordEvents(ctx context.Context, r EventBatch) ([]Delivery, erro
 			}
 		}
 
+		// Resource changes decide which of their events stay.
+		drop := map[int]bool{}
+		for _, rc := range r.Resources {
+			apply, keep := rc.Apply, false
+			_, oc, err := updateResourceTx(tx, resourceKey(rc.Kind, r.TenantID, rc.ID), now, func(res *Resource) error {
+				if keep = apply(res); !keep {
+					return errDropChange
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			switch {
+			case oc == nil:
+			case errors.Is(oc, errDropChange) || errors.Is(oc, ErrNotFound):
+				for _, ei := range rc.Events {
+					drop[ei] = true
+				}
+			default:
+				return fmt.Errorf("%s %s: %w", rc.Kind, rc.ID, oc)
+			}
+		}
+		kept := eventIDs[:0:0]
+		for i := range events {
+			if !drop[i] {
+				kept = append(kept, eventIDs[i])
+			}
+		}
+
 		endpoints, err := tenantEndpoints(tx, r.TenantID)
 		if err != nil {
 			return err
@@ -202,6 +242,9 @@ func (b *Bolt) RecordEvents(ctx context.Context, r EventBatch) ([]Delivery, erro
 		byPayment := tx.Bucket(bucketEventsByPay)
 		ob := openOutbox(tx)
 		for i := range events {
+			if drop[i] {
+				continue
+			}
 			e := &events[i]
 			seq, err := tb.NextSequence()
 			if err != nil {
@@ -234,7 +277,7 @@ func (b *Bolt) RecordEvents(ctx context.Context, r EventBatch) ([]Delivery, erro
 
 		if r.InboxID != "" {
 			done := inbox
-			done.State, done.EventIDs, done.ProcessedAt = InboxProcessed, eventIDs, now
+			done.State, done.EventIDs, done.ProcessedAt = InboxProcessed, kept, now
 			if err := ref.rewrite(tx, &inbox, &done); err != nil {
 				return err
 			}
@@ -252,6 +295,9 @@ func (b *Bolt) RecordEvents(ctx context.Context, r EventBatch) ([]Delivery, erro
 	}
 	return created, nil
 }
+
+// errDropChange aborts a resource change whose Apply dropped its events.
+var errDropChange = errors.New("store: resource change dropped")
 
 // GetEvent implements EventStore.
 func (b *Bolt) GetEvent(ctx context.Context, tenantID, id string) (Event, error) {

@@ -59,6 +59,9 @@ type EventStore interface {
 	//     same endpoint and OrderKey is pending or blocked;
 	//   - each PaymentChange is applied to the tenant's payment (a missing
 	//     payment is skipped, not an error);
+	//   - each ResourceChange is applied to the tenant's resource, and the
+	//     events it covers are dropped when it says so (or the resource is
+	//     missing); the inbox record still becomes processed;
 	//   - when InboxID is set, that inbox record becomes processed with the
 	//     events' IDs. If it is already processed, nothing at all is written
 	//     and (nil, nil) is returned: normalising the same webhook twice
@@ -206,7 +209,10 @@ type EventBatch struct {
 	InboxID  string // optional: the webhook these events come from
 	Events   []Event
 	Payments []PaymentChange
-	Now      time.Time
+	// Resources are applied in order, each seeing the previous ones'
+	// writes; one may drop its events (see ResourceChange).
+	Resources []ResourceChange
+	Now       time.Time
 }
 
 // EventQuery selects events. Type matches exactly, or by prefix when it

@@ -120,6 +120,9 @@ type Store interface {
 	// AdminStore holds tenants, API keys and sealed credentials.
 	AdminStore
 
+	// ResourceStore holds deliveries, quotes, messages and subscriptions.
+	ResourceStore
+
 	// Ping reports whether the storage can serve reads.
 	Ping(ctx context.Context) error
 	// Close releases the storage. Calls after Close return ErrClosed.

@@ -26,6 +26,8 @@ import (
 // Subtests run in parallel, so open must be safe to call concurrently.
 func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Payments", func(t *testing.T) { t.Parallel(); testPayments(t, open) })
+	t.Run("Resources", func(t *testing.T) { t.Parallel(); testResources(t, open) })
+	t.Run("ResourceEvents", func(t *testing.T) { t.Parallel(); testResourceEvents(t, open) })
 	t.Run("PaymentsConcurrentUpdate", func(t *testing.T) { t.Parallel(); testConcurrentUpdate(t, open) })
 	t.Run("Idempotency", func(t *testing.T) { t.Parallel(); testIdempotency(t, open) })
 	t.Run("IdempotencyFinish", func(t *testing.T) { t.Parallel(); testIdempotencyFinish(t, open) })
@@ -1095,11 +1097,20 @@ func testLifecycle(t *testing.T, open func(t *testing.T) store.Store) {
 					return err
 				},
 				"GetEvent":       func() error { _, err := st.GetEvent(ctx, "t_a", "evt_1"); return err },
-				"ListEvents":     func() error { _, _, err := st.ListEvents(ctx, "t_a", store.EventQuery{}); return err },
-				"PutEndpoint":    func() error { return st.PutEndpoint(ctx, endpoint("t_a", "ep_1")) },
-				"GetEndpoint":    func() error { _, err := st.GetEndpoint(ctx, "t_a", "ep_1"); return err },
-				"ListEndpoints":  func() error { _, err := st.ListEndpoints(ctx, "t_a"); return err },
-				"DeleteEndpoint": func() error { return st.DeleteEndpoint(ctx, "t_a", "ep_1") },
+				"CreateResource": func() error { return st.CreateResource(ctx, resource("t_a", "del_1", "")) },
+				"GetResource":    func() error { _, err := st.GetResource(ctx, "delivery", "t_a", "del_1"); return err },
+				"UpdateResource": func() error {
+					_, err := st.UpdateResource(ctx, "delivery", "t_a", "del_1", func(*store.Resource) error { return nil })
+					return err
+				},
+				"ResourceByProviderID": func() error { _, err := st.ResourceByProviderID(ctx, "delivery", "p", "x"); return err },
+				"DueResources":         func() error { _, err := st.DueResources(ctx, "delivery", base, 1); return err },
+				"ListResources":        func() error { _, _, err := st.ListResources(ctx, "delivery", "t_a", store.ListQuery{}); return err },
+				"ListEvents":           func() error { _, _, err := st.ListEvents(ctx, "t_a", store.EventQuery{}); return err },
+				"PutEndpoint":          func() error { return st.PutEndpoint(ctx, endpoint("t_a", "ep_1")) },
+				"GetEndpoint":          func() error { _, err := st.GetEndpoint(ctx, "t_a", "ep_1"); return err },
+				"ListEndpoints":        func() error { _, err := st.ListEndpoints(ctx, "t_a"); return err },
+				"DeleteEndpoint":       func() error { return st.DeleteEndpoint(ctx, "t_a", "ep_1") },
 				"UpdateEndpoint": func() error {
 					_, err := st.UpdateEndpoint(ctx, "t_a", "ep_1", func(*store.Endpoint) error { return nil })
 					return err
