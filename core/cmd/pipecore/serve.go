@@ -21,6 +21,7 @@ import (
 	"github.com/pipecore/pipecore/core/internal/audit"
 	"github.com/pipecore/pipecore/core/internal/bus"
 	"github.com/pipecore/pipecore/core/internal/config"
+	"github.com/pipecore/pipecore/core/internal/courier"
 	"github.com/pipecore/pipecore/core/internal/dispatch"
 	"github.com/pipecore/pipecore/core/internal/httpserver"
 	"github.com/pipecore/pipecore/core/internal/logging"
@@ -209,10 +210,6 @@ func serve(ctx context.Context, path string) error {
 	b := bus.NewInProcess(log)
 	defer b.Close()
 
-	norm := normalize.New(normalize.Config{
-		Store: g.store, Plugins: g.plugins, Tenants: g.tenants, Bus: b, OutboxTopic: bus.TopicOutbox,
-		Metrics: met, Logger: log, CallTimeout: cfg.Plugins.CallTimeout.Duration(),
-	})
 	schedule := dispatch.Schedule{0}
 	for _, d := range cfg.Delivery.Schedule {
 		schedule = append(schedule, d.Duration())
@@ -242,6 +239,19 @@ func serve(ctx context.Context, path string) error {
 	if err != nil {
 		return err
 	}
+	couriers, err := courier.New(courier.Config{
+		Store: g.store, Plugins: g.plugins, Audit: audit.NewRecorder(g.store, log), Tenants: g.tenants, Logger: log,
+		CallTimeout: cfg.Plugins.CallTimeout.Duration(), QuoteTimeout: cfg.Couriers.QuoteTimeout.Duration(),
+		PollInterval: cfg.Couriers.PollInterval.Duration(), Notify: disp.Wake,
+	})
+	if err != nil {
+		return err
+	}
+	norm := normalize.New(normalize.Config{
+		Store: g.store, Plugins: g.plugins, Tenants: g.tenants, Bus: b, OutboxTopic: bus.TopicOutbox,
+		Metrics: met, Logger: log, CallTimeout: cfg.Plugins.CallTimeout.Duration(),
+		Linkers: []normalize.Linker{couriers},
+	})
 	if err := b.Consume(pipeCtx, bus.TopicInbox, cfg.Webhooks.Workers, norm.Process); err != nil {
 		return err
 	}
@@ -256,6 +266,11 @@ func serve(ctx context.Context, path string) error {
 		norm.Scan(pipeCtx, func(tenantID, id string) { _ = b.Publish(bus.TopicInbox, tenantID, id) })
 	}()
 	go func() { defer pipeline.Done(); g.sweep(pipeCtx) }()
+	pipeline.Add(1)
+	go func() {
+		defer pipeline.Done()
+		couriers.Track(pipeCtx, min(time.Second, cfg.Couriers.PollInterval.Duration()))
+	}()
 
 	ingress := webhook.New(webhook.Config{
 		Tenants: g.tenants, Plugins: g.plugins, Store: g.store, Bus: b, Topic: bus.TopicInbox, Metrics: met,
@@ -270,7 +285,7 @@ func serve(ctx context.Context, path string) error {
 	pipeline.Add(1)
 	go func() { defer pipeline.Done(); touch.run(pipeCtx, g.store) }()
 	a, err := api.New(api.Config{
-		Tenants: g.tenants, Payments: pay, Store: g.store, Logger: log,
+		Tenants: g.tenants, Payments: pay, Couriers: couriers, Store: g.store, Logger: log,
 		MaxBodyBytes: int(cfg.HTTP.MaxBodyBytes), Ready: g.ready,
 		Notifier: notifier{bus: b, disp: disp}, Webhooks: ingress, Metrics: met.Handler(),
 		RateLimit: ratelimit.New(cfg.Limits.TenantRPS, cfg.Limits.TenantBurst), EndpointPolicy: &policy,

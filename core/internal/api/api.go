@@ -19,6 +19,7 @@ import (
 	"github.com/fasthttp/router"
 	"github.com/valyala/fasthttp"
 
+	"github.com/pipecore/pipecore/core/internal/courier"
 	"github.com/pipecore/pipecore/core/internal/httpserver"
 	"github.com/pipecore/pipecore/core/internal/payment"
 	"github.com/pipecore/pipecore/core/internal/ratelimit"
@@ -32,6 +33,8 @@ import (
 type Config struct {
 	Tenants  *tenant.Registry
 	Payments *payment.Service
+	// Couriers serves /v1/deliveries; nil answers 404 there.
+	Couriers *courier.Service
 	Store    store.Store
 	Logger   *slog.Logger
 	// Notifier wakes the pipeline after replays and endpoint changes.
@@ -118,6 +121,13 @@ func New(cfg Config) (*API, error) {
 	a.r.POST("/v1/payments/{id}/refunds", a.auth(a.refundPayment))
 	a.r.POST("/v1/payments/{id}/capture", a.auth(a.capturePayment))
 	a.r.POST("/v1/payments/{id}/cancel", a.auth(a.cancelPayment))
+	if cfg.Couriers != nil {
+		a.r.POST("/v1/deliveries/quotes", a.auth(a.quoteDeliveries))
+		a.r.POST("/v1/deliveries", a.auth(a.createDelivery))
+		a.r.GET("/v1/deliveries", a.auth(a.listDeliveries))
+		a.r.GET("/v1/deliveries/{id}", a.auth(a.getDelivery))
+		a.r.POST("/v1/deliveries/{id}/cancel", a.auth(a.cancelDelivery))
+	}
 	a.r.GET("/v1/logs", a.auth(a.listLogs))
 	a.r.GET("/v1/payments/{id}/timeline", a.auth(a.paymentTimeline))
 	a.r.GET("/v1/events", a.auth(a.listEvents))

@@ -8,6 +8,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/pipecore/pipecore/core/internal/audit"
+	"github.com/pipecore/pipecore/core/internal/courier"
 	"github.com/pipecore/pipecore/core/internal/httpserver"
 	"github.com/pipecore/pipecore/core/internal/payment"
 	"github.com/pipecore/pipecore/core/internal/pluginhost"
@@ -29,10 +30,23 @@ type failure struct {
 // passed on with the tenant's secrets scrubbed; internal errors are not.
 func classify(err error, secrets []string) failure {
 	msg := audit.Scrub(err.Error(), secrets)
-	var verr *payment.ValidationError
+	var (
+		verr *payment.ValidationError
+		cerr *courier.ValidationError
+	)
 	switch {
 	case errors.As(err, &verr):
 		return failure{status: fasthttp.StatusBadRequest, detail: httpserver.ErrorDetail{Code: "invalid_request", Message: verr.Error()}}
+	case errors.As(err, &cerr):
+		return failure{status: fasthttp.StatusBadRequest, detail: httpserver.ErrorDetail{Code: "invalid_request", Message: cerr.Error()}}
+	case errors.Is(err, courier.ErrNotFound):
+		return failure{status: fasthttp.StatusNotFound, detail: httpserver.ErrorDetail{Code: "not_found", Message: "no such delivery or quote"}}
+	case errors.Is(err, courier.ErrQuoteExpired):
+		return failure{status: fasthttp.StatusConflict, detail: httpserver.ErrorDetail{Code: "quote_expired", Message: msg}}
+	case errors.Is(err, courier.ErrConflict):
+		return failure{status: fasthttp.StatusConflict, detail: httpserver.ErrorDetail{Code: "delivery_state_conflict", Message: msg}}
+	case errors.Is(err, courier.ErrNoProvider):
+		return failure{status: fasthttp.StatusBadRequest, detail: httpserver.ErrorDetail{Code: "provider_not_enabled", Message: msg}}
 	case errors.Is(err, payment.ErrNotFound):
 		return failure{status: fasthttp.StatusNotFound, detail: httpserver.ErrorDetail{Code: "not_found", Message: "no such payment"}}
 	case errors.Is(err, payment.ErrNoProvider):

@@ -88,6 +88,8 @@ type Config struct {
 	// Delivery configures the signed delivery of events to tenant
 	// endpoints.
 	Delivery Delivery `yaml:"delivery"`
+	// Couriers configures last-mile deliveries: quote fan-out and tracking.
+	Couriers Couriers `yaml:"couriers"`
 	// Tenants maps a tenant id to its configuration.
 	Tenants map[string]Tenant `yaml:"tenants"`
 
@@ -178,7 +180,20 @@ type Webhooks struct {
 	Workers int `yaml:"workers"`
 }
 
-// Delivery configures event delivery to tenant endpoints.
+// Couriers configures last-mile deliveries (quotes, tracking).
+type Couriers struct {
+	// QuoteTimeout is each provider's deadline in a quote fan-out; a
+	// provider slower than this is reported as timed out while the others'
+	// quotes are returned. Default 8s.
+	QuoteTimeout Duration `yaml:"quote_timeout"`
+	// PollInterval is how long a delivery that is not finished may go
+	// without news (webhook or poll) before its status is read from the
+	// provider. Providers without webhooks are polled at this interval.
+	// Default 2m.
+	PollInterval Duration `yaml:"poll_interval"`
+}
+
+// Delivery configures the signed delivery of events to tenant endpoints.
 type Delivery struct {
 	// Schedule is the delay before each attempt after the first (which is
 	// immediate). Default the Standard Webhooks schedule: 5s, 5m, 30m, 2h,
@@ -346,6 +361,8 @@ func (c *Config) setDefaults() {
 		}
 	}
 	setDuration(&c.Delivery.Timeout, 15*time.Second)
+	setDuration(&c.Couriers.QuoteTimeout, 8*time.Second)
+	setDuration(&c.Couriers.PollInterval, 2*time.Minute)
 	if c.Delivery.MaxInFlightPerEndpoint == 0 {
 		c.Delivery.MaxInFlightPerEndpoint = 10
 	}

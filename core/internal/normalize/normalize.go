@@ -35,6 +35,16 @@ type Parsers interface {
 	WebhookParser(name string) (provider.WebhookParser, error)
 }
 
+// Linker ties events of a family other than payments (deliveries,
+// messages) to the gateway's records. Link returns ok=false for an event
+// that is not about one of its records; otherwise the event's type and
+// data as the tenant must see them, the correlation id of the record, and
+// the change that records it (the normaliser fills in Events). The store
+// drops the event when the change says it is no longer news.
+type Linker interface {
+	Link(ctx context.Context, tenantID, provider string, ev provider.Event, data map[string]any) (typ string, out map[string]any, correlation string, change store.ResourceChange, ok bool)
+}
+
 // Publisher announces new deliveries to the dispatcher.
 type Publisher interface {
 	Publish(topic, tenantID, id string) error
@@ -46,6 +56,7 @@ type Config struct {
 	Plugins      Parsers
 	Tenants      *tenant.Registry
 	Bus          Publisher
+	Linkers      []Linker
 	OutboxTopic  string
 	Metrics      *metrics.Metrics
 	Logger       *slog.Logger
@@ -230,6 +241,20 @@ func (n *Normalizer) build(ctx context.Context, rec store.InboxRecord, evs []pro
 				correlation = p.CorrelationID
 			}
 			batch.Payments = append(batch.Payments, change)
+		} else {
+			for _, l := range n.cfg.Linkers {
+				typ, out, corr, change, ok := l.Link(ctx, rec.TenantID, rec.Provider, ev, data)
+				if !ok {
+					continue
+				}
+				ev.Type, data = typ, out
+				if corr != "" {
+					correlation = corr
+				}
+				change.Events = []int{len(batch.Events)}
+				batch.Resources = append(batch.Resources, change)
+				break
+			}
 		}
 		e, err := event.New(rec.TenantID, rec.Provider, ev.Type, occurred, correlation, data)
 		if err != nil {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/pipecore/pipecore/core/internal/audit"
 	"github.com/pipecore/pipecore/core/internal/event"
+	"github.com/pipecore/pipecore/core/internal/plugincall"
 	"github.com/pipecore/pipecore/core/internal/store"
 	"github.com/pipecore/pipecore/core/internal/tenant"
 	"github.com/pipecore/pipecore/sdk/payments"
@@ -365,39 +366,24 @@ func (s *Service) plugin(t *tenant.Tenant, name string) (payments.Provider, prov
 // call runs one plugin call under the call timeout and records it in the
 // audit log, with the tenant's secrets redacted.
 func (s *Service) call(ctx context.Context, t *tenant.Tenant, prov, action, resource string, req any, fn func(context.Context) (any, error)) error {
-	cctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
-	defer cancel()
-	start := s.cfg.Now()
-	resp, err := fn(cctx)
-	e := audit.Entry{
-		TenantID: t.ID, Provider: prov, Action: action, CorrelationID: provider.RequestID(ctx), ResourceID: resource,
-		Request: auditView(req), Latency: s.cfg.Now().Sub(start), Time: start, Secrets: t.SecretValues(prov),
+	r := plugincall.Runner{Audit: s.cfg.Audit, Logger: s.cfg.Logger, Now: s.cfg.Now}
+	wrapped := func(ctx context.Context) (any, error) {
+		resp, err := fn(ctx)
+		return auditView(resp), err
 	}
+	err := r.Run(ctx, plugincall.Call{
+		TenantID: t.ID, Provider: prov, Action: action, Resource: resource,
+		Request: auditView(req), Secrets: t.SecretValues(prov), Timeout: s.cfg.CallTimeout,
+	}, wrapped)
 	if err != nil {
-		e.Err, e.ErrKind, e.ErrCode = err, ErrorKind(err), provider.CodeOf(err)
-	} else {
-		e.Response = auditView(resp)
-	}
-	if aerr := s.cfg.Audit.Record(ctx, e); aerr != nil {
-		s.cfg.Logger.Error("audit record lost", "tenant", t.ID, "provider", prov, "action", action, "error", aerr)
-	}
-	if err != nil {
-		return fmt.Errorf("payment: %s via %s: %w", action, prov, err)
+		return fmt.Errorf("payment: %w", err)
 	}
 	return nil
 }
 
 // ErrorKind names the kind of a plugin call's failure for the audit log
 // and metrics: "timeout", "unavailable" or the provider kind.
-func ErrorKind(err error) string {
-	switch {
-	case provider.IsTimeout(err):
-		return "timeout"
-	case errors.Is(err, errUnavailable):
-		return "unavailable"
-	}
-	return provider.KindOf(err).String()
-}
+func ErrorKind(err error) string { return plugincall.ErrorKind(err) }
 
 // auditView is what the audit log keeps of a plugin request or response:
 // snake_case fields, no tenant (and so no credentials), no client secret.

@@ -14,10 +14,10 @@ import (
 
 // Buckets of the resource store (schema 3).
 var (
-	bucketResources     = []byte("resources")              // lp(kind) lp(tenant) lp(id) → Resource
-	bucketResByProvider = []byte("resources_by_provider")  // lp(kind) lp(provider) lp(provider id) → resources key
-	bucketResDue        = []byte("resources_due")          // lp(kind) time(CheckAt) resources key; records with CheckAt set
-	bucketResCreated    = []byte("resources_by_created")   // lp(kind) lp(tenant) time(CreatedAt) lp(id) → empty
+	bucketResources     = []byte("resources")             // lp(kind) lp(tenant) lp(id) → Resource
+	bucketResByProvider = []byte("resources_by_provider") // lp(kind) lp(provider) lp(provider id) → resources key
+	bucketResDue        = []byte("resources_due")         // lp(kind) time(CheckAt) resources key; records with CheckAt set
+	bucketResCreated    = []byte("resources_by_created")  // lp(kind) lp(tenant) time(CreatedAt) lp(id) → empty
 )
 
 const cursorResources = 4
