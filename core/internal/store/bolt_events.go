@@ -401,3 +401,36 @@ func (b *Bolt) ListEvents(ctx context.Context, tenantID string, q EventQuery) ([
 	}
 	return out, next, nil
 }
+
+// EventsAfter implements EventStore.
+func (b *Bolt) EventsAfter(ctx context.Context, tenantID string, after uint64, limit int) ([]Event, error) {
+	if err := b.ready(ctx); err != nil {
+		return nil, err
+	}
+	if err := checkDueLimit(limit); err != nil {
+		return nil, err
+	}
+	out := []Event{}
+	err := b.view(func(tx *bolt.Tx) error {
+		if tenantID == "" {
+			return nil
+		}
+		tb := tx.Bucket(bucketEvents).Bucket([]byte(tenantID))
+		if tb == nil {
+			return nil
+		}
+		c := tb.Cursor()
+		for k, v := c.Seek(seqKey(after + 1)); k != nil && len(out) < limit; k, v = c.Next() {
+			if len(k) != 8 || v == nil {
+				continue
+			}
+			e, err := decodeEvent(v, binary.BigEndian.Uint64(k))
+			if err != nil {
+				return err
+			}
+			out = append(out, e)
+		}
+		return nil
+	})
+	return out, err
+}

@@ -74,6 +74,11 @@ type EventStore interface {
 	// ErrExists when the caller set an event ID the tenant already has. On
 	// any error nothing is written.
 	RecordEvents(ctx context.Context, r EventBatch) ([]Delivery, error)
+	// EventsAfter returns up to limit of the tenant's events with Seq
+	// greater than after, oldest first: a consumer that remembers the last
+	// Seq it handled reads every event once, in order. A limit below 1 is
+	// ErrInvalid.
+	EventsAfter(ctx context.Context, tenantID string, after uint64, limit int) ([]Event, error)
 	// GetEvent returns the tenant's event, or ErrNotFound.
 	GetEvent(ctx context.Context, tenantID, id string) (Event, error)
 	// ListEvents returns the tenant's events newest first, filtered by q,

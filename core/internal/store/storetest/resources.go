@@ -167,6 +167,33 @@ func testResourceEvents(t *testing.T, open func(t *testing.T) store.Store) {
 	}
 }
 
+func testEventsAfter(t *testing.T, open func(t *testing.T) store.Store) {
+	ctx := context.Background()
+	st := open(t)
+	for i := range 5 {
+		mustRecord(t, st, "t_a", time.Duration(i)*time.Second, event("", "payment.created", fmt.Sprintf("s%d", i), ""))
+	}
+	mustRecord(t, st, "t_b", 0, event("", "payment.created", "other", ""))
+	first, err := st.EventsAfter(ctx, "t_a", 0, 3)
+	mustNoErr(t, err)
+	if len(first) != 3 || first[0].Subject != "s0" || first[2].Subject != "s2" {
+		t.Fatalf("first page = %v", eventIDs(first))
+	}
+	rest, err := st.EventsAfter(ctx, "t_a", first[2].Seq, 10)
+	mustNoErr(t, err)
+	if len(rest) != 2 || rest[0].Subject != "s3" || rest[1].Subject != "s4" {
+		t.Fatalf("rest = %v", eventIDs(rest))
+	}
+	none, err := st.EventsAfter(ctx, "t_a", rest[1].Seq, 10)
+	mustNoErr(t, err)
+	if len(none) != 0 {
+		t.Fatalf("after the last: %v", eventIDs(none))
+	}
+	if _, err := st.EventsAfter(ctx, "t_a", 0, 0); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("limit 0: %v", err)
+	}
+}
+
 func resourceIDs(rs []store.Resource) []string {
 	out := make([]string, len(rs))
 	for i, r := range rs {

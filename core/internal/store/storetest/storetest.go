@@ -28,6 +28,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Payments", func(t *testing.T) { t.Parallel(); testPayments(t, open) })
 	t.Run("Resources", func(t *testing.T) { t.Parallel(); testResources(t, open) })
 	t.Run("ResourceEvents", func(t *testing.T) { t.Parallel(); testResourceEvents(t, open) })
+	t.Run("EventsAfter", func(t *testing.T) { t.Parallel(); testEventsAfter(t, open) })
 	t.Run("PaymentsConcurrentUpdate", func(t *testing.T) { t.Parallel(); testConcurrentUpdate(t, open) })
 	t.Run("Idempotency", func(t *testing.T) { t.Parallel(); testIdempotency(t, open) })
 	t.Run("IdempotencyFinish", func(t *testing.T) { t.Parallel(); testIdempotencyFinish(t, open) })
@@ -1097,6 +1098,7 @@ func testLifecycle(t *testing.T, open func(t *testing.T) store.Store) {
 					return err
 				},
 				"GetEvent":       func() error { _, err := st.GetEvent(ctx, "t_a", "evt_1"); return err },
+				"EventsAfter":    func() error { _, err := st.EventsAfter(ctx, "t_a", 0, 1); return err },
 				"CreateResource": func() error { return st.CreateResource(ctx, resource("t_a", "del_1", "")) },
 				"GetResource":    func() error { _, err := st.GetResource(ctx, "delivery", "t_a", "del_1"); return err },
 				"UpdateResource": func() error {
