@@ -260,7 +260,68 @@ type Tenant struct {
 	Providers map[string]Provider `yaml:"providers"`
 	// Endpoints receive the tenant's events.
 	Endpoints []Endpoint `yaml:"endpoints"`
+	// Templates are the tenant's message templates (more can be added
+	// with /v1/templates).
+	Templates []Template `yaml:"templates"`
+	// Automations send messages on events and on inbound keywords (more
+	// can be added with /v1/automations).
+	Automations []Automation `yaml:"automations"`
 }
+
+// Template is a message template: per-language variants rendered with Go
+// templates from the request's params (or, for automations, the event).
+type Template struct {
+	Name string `yaml:"name" json:"name"`
+	// Channel restricts the template to one channel (whatsapp, sms,
+	// email); empty means any.
+	Channel string `yaml:"channel,omitempty" json:"channel,omitempty"`
+	// Params are the parameters every render must be given.
+	Params []string `yaml:"params,omitempty" json:"params,omitempty"`
+	// DefaultLanguage is the variant used when a request names none or
+	// one without a variant. Empty means the only variant, or "es".
+	DefaultLanguage string `yaml:"default_language,omitempty" json:"default_language,omitempty"`
+	// Variants maps a language ("es", "en", "pt_BR") to its content.
+	Variants map[string]TemplateVariant `yaml:"variants" json:"variants"`
+}
+
+// TemplateVariant is a template in one language.
+type TemplateVariant struct {
+	Subject string `yaml:"subject,omitempty" json:"subject,omitempty"`
+	Text    string `yaml:"text,omitempty" json:"text,omitempty"`
+	HTML    string `yaml:"html,omitempty" json:"html,omitempty"`
+	// WhatsApp maps the template to a Meta-approved one: its name, its
+	// language code and its body parameters in order, each a Go template.
+	WhatsApp *WhatsAppTemplate `yaml:"whatsapp,omitempty" json:"whatsapp,omitempty"`
+}
+
+// WhatsAppTemplate is a Meta-approved WhatsApp template.
+type WhatsAppTemplate struct {
+	Name     string   `yaml:"name" json:"name"`
+	Language string   `yaml:"language,omitempty" json:"language,omitempty"`
+	Params   []string `yaml:"params,omitempty" json:"params,omitempty"`
+}
+
+// Automation is a rule that sends a message: on an event type (On), or on
+// an inbound message containing one of Keywords (case and accent
+// insensitive), in which case the reply goes back to the sender.
+type Automation struct {
+	ID       string   `yaml:"id" json:"id"`
+	On       string   `yaml:"on,omitempty" json:"on,omitempty"`
+	Keywords []string `yaml:"keywords,omitempty" json:"keywords,omitempty"`
+	Channel  string   `yaml:"channel" json:"channel"`
+	Provider string   `yaml:"provider,omitempty" json:"provider,omitempty"`
+	// To is a Go template over the event ({{ .data.customer.phone }});
+	// keyword rules reply to the sender when it is empty.
+	To       string            `yaml:"to,omitempty" json:"to,omitempty"`
+	Template string            `yaml:"template,omitempty" json:"template,omitempty"`
+	Language string            `yaml:"language,omitempty" json:"language,omitempty"`
+	Params   map[string]string `yaml:"params,omitempty" json:"params,omitempty"`
+	Text     string            `yaml:"text,omitempty" json:"text,omitempty"`
+	Enabled  *bool             `yaml:"enabled,omitempty" json:"enabled,omitempty"`
+}
+
+// IsEnabled reports whether the rule runs: Enabled is nil or true.
+func (a Automation) IsEnabled() bool { return a.Enabled == nil || *a.Enabled }
 
 // Provider is a tenant's setup of one provider plugin.
 type Provider struct {

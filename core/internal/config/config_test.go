@@ -412,7 +412,7 @@ func TestParseErrors(t *testing.T) {
 		},
 		"default for an unknown capability": {
 			src:  tenantYAML(validTenant + "defaults: { payment: stripe }\nproviders: { stripe: {} }\n"),
-			want: []string{`tenants.tableflow.defaults.payment: tenant "tableflow": unknown capability "payment" (use delivery, messaging, payments)`},
+			want: []string{`tenants.tableflow.defaults.payment: tenant "tableflow": unknown capability "payment" (use delivery, messaging, payments, or a messaging channel: whatsapp, sms, email)`},
 		},
 		"default is empty": {
 			src:  tenantYAML(validTenant + "defaults: { messaging: \"\" }\n"),

@@ -19,6 +19,10 @@ import (
 // tenantIDPattern is the shape of a tenant id; ids appear in URLs.
 var tenantIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 
+// Channels are the messaging channels; each may also be a key under a
+// tenant's defaults, naming the messaging provider used for it.
+var Channels = []string{"whatsapp", "sms", "email"}
+
 // capabilities are the keys allowed under a tenant's defaults.
 var capabilities = []provider.Capability{
 	provider.CapabilityDelivery,
@@ -178,8 +182,8 @@ func (v *validator) tenant(id string, t Tenant, owners map[string]string) {
 		name := t.Defaults[capName]
 		p, listed := t.Providers[name]
 		switch {
-		case !slices.Contains(capabilities, provider.Capability(capName)):
-			v.add(dp, "tenant %q: unknown capability %q (use %s)", id, truncate(capName), joinCapabilities())
+		case !slices.Contains(capabilities, provider.Capability(capName)) && !slices.Contains(Channels, capName):
+			v.add(dp, "tenant %q: unknown capability %q (use %s, or a messaging channel: %s)", id, truncate(capName), joinCapabilities(), strings.Join(Channels, ", "))
 		case name == "":
 			v.add(dp, "tenant %q: default %s provider is empty; name one of the tenant's enabled providers", id, capName)
 		case !listed:
@@ -284,6 +288,9 @@ func (c *Config) ValidateProviders(catalog map[string]provider.Info) error {
 		for _, capName := range slices.Sorted(maps.Keys(t.Defaults)) {
 			name := t.Defaults[capName]
 			info, ok := catalog[name]
+			if slices.Contains(Channels, capName) {
+				capName = string(provider.CapabilityMessaging)
+			}
 			if !ok || !slices.Contains(capabilities, provider.Capability(capName)) {
 				continue // reported above or by Validate
 			}
