@@ -25,6 +25,7 @@ import (
 	"github.com/pipecore/pipecore/core/internal/dispatch"
 	"github.com/pipecore/pipecore/core/internal/httpserver"
 	"github.com/pipecore/pipecore/core/internal/logging"
+	"github.com/pipecore/pipecore/core/internal/messenger"
 	"github.com/pipecore/pipecore/core/internal/metrics"
 	"github.com/pipecore/pipecore/core/internal/normalize"
 	"github.com/pipecore/pipecore/core/internal/payment"
@@ -247,10 +248,26 @@ func serve(ctx context.Context, path string) error {
 	if err != nil {
 		return err
 	}
+	templates, automations := map[string][]config.Template{}, map[string][]config.Automation{}
+	for id, tc := range cfg.Tenants {
+		templates[id], automations[id] = tc.Templates, tc.Automations
+	}
+	var msgSchedule []time.Duration
+	for _, d := range cfg.Messages.Schedule {
+		msgSchedule = append(msgSchedule, d.Duration())
+	}
+	msgs, err := messenger.New(messenger.Config{
+		Store: g.store, Plugins: g.plugins, Audit: audit.NewRecorder(g.store, log), Tenants: g.tenants, Logger: log,
+		Templates: templates, Automations: automations, CallTimeout: cfg.Plugins.CallTimeout.Duration(),
+		Schedule: msgSchedule, Workers: cfg.Messages.Workers, Notify: disp.Wake,
+	})
+	if err != nil {
+		return configError(err)
+	}
 	norm := normalize.New(normalize.Config{
 		Store: g.store, Plugins: g.plugins, Tenants: g.tenants, Bus: b, OutboxTopic: bus.TopicOutbox,
 		Metrics: met, Logger: log, CallTimeout: cfg.Plugins.CallTimeout.Duration(),
-		Linkers: []normalize.Linker{couriers},
+		Linkers: []normalize.Linker{couriers, msgs},
 	})
 	if err := b.Consume(pipeCtx, bus.TopicInbox, cfg.Webhooks.Workers, norm.Process); err != nil {
 		return err
@@ -285,7 +302,7 @@ func serve(ctx context.Context, path string) error {
 	pipeline.Add(1)
 	go func() { defer pipeline.Done(); touch.run(pipeCtx, g.store) }()
 	a, err := api.New(api.Config{
-		Tenants: g.tenants, Payments: pay, Couriers: couriers, Store: g.store, Logger: log,
+		Tenants: g.tenants, Payments: pay, Couriers: couriers, Messages: msgs, Store: g.store, Logger: log,
 		MaxBodyBytes: int(cfg.HTTP.MaxBodyBytes), Ready: g.ready,
 		Notifier: notifier{bus: b, disp: disp}, Webhooks: ingress, Metrics: met.Handler(),
 		RateLimit: ratelimit.New(cfg.Limits.TenantRPS, cfg.Limits.TenantBurst), EndpointPolicy: &policy,

@@ -21,6 +21,7 @@ import (
 
 	"github.com/pipecore/pipecore/core/internal/courier"
 	"github.com/pipecore/pipecore/core/internal/httpserver"
+	"github.com/pipecore/pipecore/core/internal/messenger"
 	"github.com/pipecore/pipecore/core/internal/payment"
 	"github.com/pipecore/pipecore/core/internal/ratelimit"
 	"github.com/pipecore/pipecore/core/internal/ssrf"
@@ -35,6 +36,9 @@ type Config struct {
 	Payments *payment.Service
 	// Couriers serves /v1/deliveries; nil answers 404 there.
 	Couriers *courier.Service
+	// Messages serves /v1/messages, /v1/templates and /v1/automations;
+	// nil answers 404 there.
+	Messages *messenger.Service
 	Store    store.Store
 	Logger   *slog.Logger
 	// Notifier wakes the pipeline after replays and endpoint changes.
@@ -127,6 +131,20 @@ func New(cfg Config) (*API, error) {
 		a.r.GET("/v1/deliveries", a.auth(a.listDeliveries))
 		a.r.GET("/v1/deliveries/{id}", a.auth(a.getDelivery))
 		a.r.POST("/v1/deliveries/{id}/cancel", a.auth(a.cancelDelivery))
+	}
+	if cfg.Messages != nil {
+		a.r.POST("/v1/messages", a.auth(a.sendMessage))
+		a.r.GET("/v1/messages", a.auth(a.listMessages))
+		a.r.GET("/v1/messages/{id}", a.auth(a.getMessage))
+		a.r.GET("/v1/templates", a.auth(a.listTemplates))
+		a.r.GET("/v1/templates/{name}", a.auth(a.getTemplate))
+		a.r.PUT("/v1/templates/{name}", a.auth(a.putTemplate))
+		a.r.DELETE("/v1/templates/{name}", a.auth(a.deleteTemplate))
+		a.r.GET("/v1/automations", a.auth(a.listAutomations))
+		a.r.POST("/v1/automations", a.auth(a.putAutomation))
+		a.r.GET("/v1/automations/{id}", a.auth(a.getAutomation))
+		a.r.PUT("/v1/automations/{id}", a.auth(a.putAutomation))
+		a.r.DELETE("/v1/automations/{id}", a.auth(a.deleteAutomation))
 	}
 	a.r.GET("/v1/logs", a.auth(a.listLogs))
 	a.r.GET("/v1/payments/{id}/timeline", a.auth(a.paymentTimeline))

@@ -7,7 +7,6 @@ import (
 
 	"github.com/pipecore/pipecore/core/internal/courier"
 	"github.com/pipecore/pipecore/core/internal/httpserver"
-	"github.com/pipecore/pipecore/core/internal/store"
 	"github.com/pipecore/pipecore/core/internal/tenant"
 )
 
@@ -75,14 +74,9 @@ func (a *API) getDelivery(ctx *fasthttp.RequestCtx, t *tenant.Tenant) {
 }
 
 func (a *API) listDeliveries(ctx *fasthttp.RequestCtx, t *tenant.Tenant) {
-	q := store.ListQuery{Cursor: string(ctx.QueryArgs().Peek("cursor"))}
-	if v := ctx.QueryArgs().Peek("limit"); len(v) > 0 {
-		n, err := strconv.Atoi(string(v))
-		if err != nil || n < 1 || n > store.MaxListLimit {
-			httpserver.WriteError(ctx, fasthttp.StatusBadRequest, "invalid_request", "limit must be an integer from 1 to "+strconv.Itoa(store.MaxListLimit))
-			return
-		}
-		q.Limit = n
+	q, ok := listQuery(ctx)
+	if !ok {
+		return
 	}
 	ds, next, err := a.cfg.Couriers.List(requestContext(ctx), t, q)
 	if err != nil {

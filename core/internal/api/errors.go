@@ -10,6 +10,7 @@ import (
 	"github.com/pipecore/pipecore/core/internal/audit"
 	"github.com/pipecore/pipecore/core/internal/courier"
 	"github.com/pipecore/pipecore/core/internal/httpserver"
+	"github.com/pipecore/pipecore/core/internal/messenger"
 	"github.com/pipecore/pipecore/core/internal/payment"
 	"github.com/pipecore/pipecore/core/internal/pluginhost"
 	"github.com/pipecore/pipecore/core/internal/store"
@@ -33,12 +34,23 @@ func classify(err error, secrets []string) failure {
 	var (
 		verr *payment.ValidationError
 		cerr *courier.ValidationError
+		merr *messenger.ValidationError
 	)
 	switch {
 	case errors.As(err, &verr):
 		return failure{status: fasthttp.StatusBadRequest, detail: httpserver.ErrorDetail{Code: "invalid_request", Message: verr.Error()}}
 	case errors.As(err, &cerr):
 		return failure{status: fasthttp.StatusBadRequest, detail: httpserver.ErrorDetail{Code: "invalid_request", Message: cerr.Error()}}
+	case errors.As(err, &merr):
+		return failure{status: fasthttp.StatusBadRequest, detail: httpserver.ErrorDetail{Code: "invalid_request", Message: merr.Error()}}
+	case errors.Is(err, messenger.ErrNotFound):
+		return failure{status: fasthttp.StatusNotFound, detail: httpserver.ErrorDetail{Code: "not_found", Message: msg}}
+	case errors.Is(err, messenger.ErrNoProvider):
+		return failure{status: fasthttp.StatusBadRequest, detail: httpserver.ErrorDetail{Code: "provider_not_enabled", Message: msg}}
+	case errors.Is(err, messenger.ErrSessionClosed):
+		return failure{status: fasthttp.StatusUnprocessableEntity, detail: httpserver.ErrorDetail{Code: "whatsapp_session_closed", Message: msg}}
+	case errors.Is(err, messenger.ErrReadOnly):
+		return failure{status: fasthttp.StatusConflict, detail: httpserver.ErrorDetail{Code: "defined_in_config", Message: msg}}
 	case errors.Is(err, courier.ErrNotFound):
 		return failure{status: fasthttp.StatusNotFound, detail: httpserver.ErrorDetail{Code: "not_found", Message: "no such delivery or quote"}}
 	case errors.Is(err, courier.ErrQuoteExpired):

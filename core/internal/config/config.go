@@ -90,6 +90,8 @@ type Config struct {
 	Delivery Delivery `yaml:"delivery"`
 	// Couriers configures last-mile deliveries: quote fan-out and tracking.
 	Couriers Couriers `yaml:"couriers"`
+	// Messages configures the sending of messages.
+	Messages Messages `yaml:"messages"`
 	// Tenants maps a tenant id to its configuration.
 	Tenants map[string]Tenant `yaml:"tenants"`
 
@@ -177,6 +179,16 @@ type Webhooks struct {
 	DedupRetention Duration `yaml:"dedup_retention"`
 	// Workers bounds concurrent normalisation (plugin ParseWebhook calls).
 	// Default 32.
+	Workers int `yaml:"workers"`
+}
+
+// Messages configures the sending of tenant messages.
+type Messages struct {
+	// Schedule is the wait before each retry of a send that failed with a
+	// retryable error (provider outage, rate limit); after the last the
+	// message fails. Default 5s, 30s, 2m, 10m, 30m, 1h, 2h, 4h.
+	Schedule []Duration `yaml:"schedule"`
+	// Workers bounds concurrent sends. Default 8.
 	Workers int `yaml:"workers"`
 }
 
