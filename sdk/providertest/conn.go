@@ -1,13 +1,19 @@
 // Package providertest is the conformance kit for PipeCore plugin authors.
 // It runs a provider in-process behind the real gRPC server and client the
 // gateway uses (same message limits, error mapping and conversions), and
-// checks the capability contracts:
+// checks the capability contracts, one subtest per check:
 //
 //	func TestConformance(t *testing.T) {
 //		providertest.RunPayments(t, newProvider(), providertest.PaymentsConfig{
 //			Tenant: providertest.Tenant("acme", settings, credentials),
 //		})
 //	}
+//
+// RunDelivery and RunMessaging do the same for the other capabilities.
+// CheckBinary runs the contract against a built plugin binary over the
+// gateway's real launch path (the CLI's "pipecore plugins test PATH") and
+// returns a Report instead of failing a test. FakePayments, FakeDelivery
+// and FakeMessaging are in-memory providers for tests of the gateway.
 package providertest
 
 import (
@@ -26,6 +32,7 @@ import (
 	"github.com/pipecore/pipecore/sdk/internal/wire"
 	"github.com/pipecore/pipecore/sdk/messaging"
 	"github.com/pipecore/pipecore/sdk/payments"
+	"github.com/pipecore/pipecore/sdk/pluginclient"
 	"github.com/pipecore/pipecore/sdk/provider"
 	"github.com/pipecore/pipecore/sdk/providerserver"
 )
@@ -40,8 +47,11 @@ type Conn struct {
 	Messaging messaging.Provider
 	// Webhooks is nil when Info declares no webhook.
 	Webhooks provider.WebhookParser
-	// Logs holds everything the provider logged through provider.Log.
+	// Logs holds everything the provider logged through provider.Log (and,
+	// for ConnectBinary, the host's go-plugin lines).
 	Logs *Buffer
+
+	plugin *pluginclient.Plugin // set by ConnectBinary
 }
 
 // Connect serves p on a unix socket in t.TempDir() with the plugin's gRPC

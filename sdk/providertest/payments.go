@@ -3,11 +3,7 @@ package providertest
 import (
 	"context"
 	"errors"
-	"fmt"
-	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/pipecore/pipecore/sdk/payments"
 	"github.com/pipecore/pipecore/sdk/provider"
@@ -47,234 +43,179 @@ type PaymentsConfig struct {
 // error or log line contains a secret; deadlines are honoured.
 func RunPayments(t *testing.T, p payments.Provider, cfg PaymentsConfig) {
 	t.Helper()
+	conn := Connect(t, p)
+	runTests(t, paymentChecks(newSuite(context.Background(), conn, cfg.Tenant, cfg.BadCredentials), cfg, p))
+}
+
+// paymentChecks builds the payments contract. impl is the in-process
+// provider, used to tell whether an optional interface is implemented;
+// nil (a plugin binary) means unknown.
+func paymentChecks(s *suite, cfg PaymentsConfig, impl payments.Provider) []check {
 	if cfg.Amount == (provider.Money{}) {
 		cfg.Amount = provider.Money{Amount: 1000, Currency: "USD"}
 	}
-	conn := Connect(t, p)
-	pay := conn.Payments
-	rec := &errRecorder{}
-	ctx := func(t *testing.T) context.Context {
-		c, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		t.Cleanup(cancel)
-		return c
+	pay := s.conn.Payments
+	if pay == nil {
+		return []check{s.infoCheck(provider.CapabilityPayments, false)}
 	}
-	create := func(t *testing.T, key string, mut func(*payments.CreateRequest)) (payments.Payment, error) {
+	create := func(t reporter, key string, mut func(*payments.CreateRequest)) (payments.Payment, error) {
 		req := payments.CreateRequest{
-			Tenant: cfg.Tenant, IdempotencyKey: key, PaymentID: "pay_" + key,
+			Tenant: s.tenant, IdempotencyKey: key, PaymentID: "pay_" + key,
 			Amount: cfg.Amount, Reference: "order-" + key, Description: "conformance " + key,
 			Customer: payments.Customer{Email: "buyer@example.com", Name: "Buyer"},
 		}
 		if mut != nil {
 			mut(&req)
 		}
-		pmt, err := pay.CreatePayment(ctx(t), req)
-		rec.add(err)
+		pmt, err := pay.CreatePayment(s.callCtx(t), req)
+		s.rec.add(err)
 		return pmt, err
 	}
-	key := func(t *testing.T) string {
-		return fmt.Sprintf("conf_%s_%d", strings.ReplaceAll(t.Name(), "/", "_"), time.Now().UnixNano())
-	}
-
-	t.Run("info", func(t *testing.T) {
-		if err := conn.Info.Validate(); err != nil {
-			t.Fatalf("Info invalid: %v", err)
-		}
-		if !conn.Info.Has(provider.CapabilityPayments) || pay == nil {
-			t.Fatalf("Info.Capabilities = %v, want payments", conn.Info.Capabilities)
-		}
-	})
 
 	var created payments.Payment
-	t.Run("create", func(t *testing.T) {
-		pmt, err := create(t, key(t), nil)
-		if err != nil {
-			t.Fatalf("CreatePayment: %v (kind %s)", err, provider.KindOf(err))
-		}
-		if pmt.ID == "" {
-			t.Fatal("CreatePayment returned an empty provider id")
-		}
-		if !pmt.Status.Valid() {
-			t.Fatalf("CreatePayment status %q is not in the enum", pmt.Status)
-		}
-		created = pmt
-	})
-
-	t.Run("idempotency", func(t *testing.T) {
-		k := key(t)
-		a, err := create(t, k, nil)
-		if err != nil {
-			t.Fatalf("first CreatePayment: %v", err)
-		}
-		b, err := create(t, k, nil)
-		if err != nil {
-			t.Fatalf("repeated CreatePayment: %v", err)
-		}
-		if a.ID != b.ID {
-			t.Fatalf("same idempotency key gave two payments: %q and %q", a.ID, b.ID)
-		}
-	})
-
-	t.Run("redirect", func(t *testing.T) {
-		if cfg.ReturnURL == "" {
-			t.Skip("PaymentsConfig.ReturnURL not set")
-		}
-		pmt, err := create(t, key(t), func(r *payments.CreateRequest) { r.ReturnURL = cfg.ReturnURL })
-		if err != nil {
-			t.Fatalf("CreatePayment with ReturnURL: %v", err)
-		}
-		if pmt.RedirectURL == "" || !pmt.Status.Valid() {
-			t.Fatalf("redirect payment = %+v, want a RedirectURL and a valid status", pmt)
-		}
-	})
-
-	t.Run("get", func(t *testing.T) {
-		if created.ID == "" {
-			t.Skip("create failed")
-		}
-		pmt, err := pay.GetPayment(ctx(t), payments.GetRequest{Tenant: cfg.Tenant, ID: created.ID})
-		rec.add(err)
-		if err != nil {
-			t.Fatalf("GetPayment(%s): %v", created.ID, err)
-		}
-		if !pmt.Status.Valid() {
-			t.Fatalf("GetPayment status %q is not in the enum", pmt.Status)
-		}
-	})
-
-	t.Run("invalid_amount", func(t *testing.T) {
-		_, err := create(t, key(t), func(r *payments.CreateRequest) { r.Amount.Amount = -5 })
-		if provider.KindOf(err) != provider.KindInvalid {
-			t.Fatalf("negative amount: err = %v (kind %s), want kind invalid", err, provider.KindOf(err))
-		}
-	})
-
-	t.Run("bad_credentials", func(t *testing.T) {
-		if cfg.BadCredentials == nil {
-			t.Skip("PaymentsConfig.BadCredentials not set")
-		}
-		_, err := create(t, key(t), func(r *payments.CreateRequest) { r.Tenant = *cfg.BadCredentials })
-		if provider.KindOf(err) != provider.KindUnauthorized {
-			t.Fatalf("bad credentials: err = %v (kind %s), want kind unauthorized", err, provider.KindOf(err))
-		}
-	})
-
-	t.Run("refund", func(t *testing.T) {
-		if !cfg.Refunds {
-			t.Skip("PaymentsConfig.Refunds not set")
-		}
-		if created.ID == "" {
-			t.Skip("create failed")
-		}
-		r, err := pay.Refund(ctx(t), payments.RefundRequest{Tenant: cfg.Tenant, IdempotencyKey: key(t), ID: created.ID})
-		rec.add(err)
-		if err != nil {
-			t.Fatalf("Refund: %v (kind %s)", err, provider.KindOf(err))
-		}
-		if r.ID == "" {
-			t.Fatal("Refund returned an empty id")
-		}
-	})
-
-	t.Run("optional_operations", func(t *testing.T) {
-		_, isCapturer := p.(payments.Capturer)
-		_, isCanceler := p.(payments.Canceler)
-		capturer := pay.(payments.Capturer) // the wire client always has the method
-		canceler := pay.(payments.Canceler)
-		if created.ID == "" {
-			t.Skip("create failed")
-		}
-		_, err := capturer.Capture(ctx(t), payments.CaptureRequest{Tenant: cfg.Tenant, IdempotencyKey: key(t), ID: created.ID})
-		rec.add(err)
-		checkOptional(t, "Capture", isCapturer, cfg.Capture, err)
-		_, err = canceler.Cancel(ctx(t), payments.CancelRequest{Tenant: cfg.Tenant, IdempotencyKey: key(t), ID: created.ID})
-		rec.add(err)
-		checkOptional(t, "Cancel", isCanceler, cfg.Cancel, err)
-	})
-
-	t.Run("deadline", func(t *testing.T) {
-		if cfg.Stall == nil {
-			t.Skip("PaymentsConfig.Stall not set")
-		}
-		release := cfg.Stall(t)
-		defer release()
-		c, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-		defer cancel()
-		start := time.Now()
-		_, err := pay.CreatePayment(c, payments.CreateRequest{
-			Tenant: cfg.Tenant, IdempotencyKey: key(t), PaymentID: "pay_deadline", Amount: cfg.Amount, Reference: "deadline",
-		})
-		rec.add(err)
-		if took := time.Since(start); took > 5*time.Second {
-			t.Fatalf("call with a 300ms deadline returned after %s", took)
-		}
-		if err == nil || provider.KindOf(err) != provider.KindRetryable {
-			t.Fatalf("stalled call: err = %v (kind %s), want a retryable error", err, provider.KindOf(err))
-		}
-	})
-
-	t.Run("errors_classified", func(t *testing.T) {
-		for _, err := range rec.all() {
-			var pe *provider.Error
-			if !errors.As(err, &pe) || pe.Kind < provider.KindRetryable || pe.Kind > provider.KindUnsupported {
-				t.Errorf("error without a kind crossed the wire: %v", err)
+	return []check{
+		s.infoCheck(provider.CapabilityPayments, true),
+		{name: "create", run: func(t reporter) {
+			pmt, err := create(t, key(t), nil)
+			if err != nil {
+				t.Fatalf("CreatePayment: %v (kind %s)", err, provider.KindOf(err))
 			}
-		}
-	})
-
-	t.Run("no_secrets_leak", func(t *testing.T) {
-		secrets := cfg.Tenant.RevealSecrets()
-		if cfg.BadCredentials != nil {
-			for k, v := range cfg.BadCredentials.RevealSecrets() {
-				secrets["bad_"+k] = v
+			if pmt.ID == "" {
+				t.Fatalf("CreatePayment returned an empty provider id")
 			}
-		}
-		logs := conn.Logs.String()
-		for name, v := range secrets {
-			if len(v) < 4 {
-				continue
+			if !pmt.Status.Valid() {
+				t.Fatalf("CreatePayment status %q is not in the enum", pmt.Status)
 			}
-			if strings.Contains(logs, v) {
-				t.Errorf("secret %q appears in the provider's logs", name)
+			created = pmt
+		}},
+		{name: "idempotency", run: func(t reporter) {
+			k := key(t)
+			a, err := create(t, k, nil)
+			if err != nil {
+				t.Fatalf("first CreatePayment: %v", err)
 			}
-			for _, err := range rec.all() {
-				if strings.Contains(err.Error(), v) {
-					t.Errorf("secret %q appears in an error: %v", name, strings.ReplaceAll(err.Error(), v, "[SECRET]"))
-				}
+			b, err := create(t, k, nil)
+			if err != nil {
+				t.Fatalf("repeated CreatePayment: %v", err)
 			}
-		}
-	})
+			if a.ID != b.ID {
+				t.Fatalf("same idempotency key gave two payments: %q and %q", a.ID, b.ID)
+			}
+		}},
+		{name: "redirect", run: func(t reporter) {
+			if cfg.ReturnURL == "" {
+				t.Skipf("PaymentsConfig.ReturnURL not set")
+			}
+			pmt, err := create(t, key(t), func(r *payments.CreateRequest) { r.ReturnURL = cfg.ReturnURL })
+			if err != nil {
+				t.Fatalf("CreatePayment with ReturnURL: %v", err)
+			}
+			if pmt.RedirectURL == "" || !pmt.Status.Valid() {
+				t.Fatalf("redirect payment = %+v, want a RedirectURL and a valid status", pmt)
+			}
+		}},
+		{name: "get", run: func(t reporter) {
+			if created.ID == "" {
+				t.Skipf("create failed")
+			}
+			pmt, err := pay.GetPayment(s.callCtx(t), payments.GetRequest{Tenant: s.tenant, ID: created.ID})
+			s.rec.add(err)
+			if err != nil {
+				t.Fatalf("GetPayment(%s): %v", created.ID, err)
+			}
+			if !pmt.Status.Valid() {
+				t.Fatalf("GetPayment status %q is not in the enum", pmt.Status)
+			}
+		}},
+		{name: "invalid_amount", run: func(t reporter) {
+			_, err := create(t, key(t), func(r *payments.CreateRequest) { r.Amount.Amount = -5 })
+			if provider.KindOf(err) != provider.KindInvalid {
+				t.Fatalf("negative amount: err = %v (kind %s), want kind invalid", err, provider.KindOf(err))
+			}
+		}},
+		{name: "bad_credentials", run: func(t reporter) {
+			if s.bad == nil {
+				t.Skipf("PaymentsConfig.BadCredentials not set")
+			}
+			_, err := create(t, key(t), func(r *payments.CreateRequest) { r.Tenant = *s.bad })
+			if provider.KindOf(err) != provider.KindUnauthorized {
+				t.Fatalf("bad credentials: err = %v (kind %s), want kind unauthorized", err, provider.KindOf(err))
+			}
+		}},
+		{name: "refund", run: func(t reporter) {
+			if !cfg.Refunds {
+				t.Skipf("PaymentsConfig.Refunds not set")
+			}
+			if created.ID == "" {
+				t.Skipf("create failed")
+			}
+			r, err := pay.Refund(s.callCtx(t), payments.RefundRequest{Tenant: s.tenant, IdempotencyKey: key(t), ID: created.ID})
+			s.rec.add(err)
+			if err != nil {
+				t.Fatalf("Refund: %v (kind %s)", err, provider.KindOf(err))
+			}
+			if r.ID == "" {
+				t.Fatalf("Refund returned an empty id")
+			}
+		}},
+		{name: "optional_operations", run: func(t reporter) {
+			if created.ID == "" {
+				t.Skipf("create failed")
+			}
+			capturer := pay.(payments.Capturer) // the wire client always has the method
+			canceler := pay.(payments.Canceler)
+			_, err := capturer.Capture(s.callCtx(t), payments.CaptureRequest{Tenant: s.tenant, IdempotencyKey: key(t), ID: created.ID})
+			s.rec.add(err)
+			checkOptional(t, "Capture", implements[payments.Capturer](impl), cfg.Capture, err)
+			_, err = canceler.Cancel(s.callCtx(t), payments.CancelRequest{Tenant: s.tenant, IdempotencyKey: key(t), ID: created.ID})
+			s.rec.add(err)
+			checkOptional(t, "Cancel", implements[payments.Canceler](impl), cfg.Cancel, err)
+		}},
+		s.deadlineCheck(cfg.Stall, "PaymentsConfig", func(ctx context.Context, t reporter) error {
+			_, err := pay.CreatePayment(ctx, payments.CreateRequest{
+				Tenant: s.tenant, IdempotencyKey: key(t), PaymentID: "pay_deadline", Amount: cfg.Amount, Reference: "deadline",
+			})
+			return err
+		}),
+		s.classifiedCheck(),
+		s.noSecretsCheck(),
+	}
 }
 
-func checkOptional(t *testing.T, op string, implemented, exercise bool, err error) {
+// implements reports whether impl implements I: yes, no, or unknown when
+// impl is nil.
+func implements[I any](impl payments.Provider) optional {
+	if impl == nil {
+		return optionalUnknown
+	}
+	if _, ok := impl.(I); ok {
+		return optionalYes
+	}
+	return optionalNo
+}
+
+type optional int
+
+const (
+	optionalUnknown optional = iota
+	optionalYes
+	optionalNo
+)
+
+func checkOptional(t reporter, op string, impl optional, exercise bool, err error) {
 	t.Helper()
 	switch {
-	case !implemented:
+	case impl == optionalNo:
 		if !errors.Is(err, provider.ErrUnsupported) || provider.KindOf(err) != provider.KindUnsupported {
 			t.Errorf("%s on a provider without it: err = %v, want provider.ErrUnsupported", op, err)
 		}
-	case exercise && err != nil && errors.Is(err, provider.ErrUnsupported):
-		t.Errorf("%s is implemented but reported unsupported: %v", op, err)
-	case err != nil && provider.KindOf(err) == 0:
+	case errors.Is(err, provider.ErrUnsupported):
+		if exercise {
+			t.Errorf("%s is exercised but reported unsupported: %v", op, err)
+		} else if provider.KindOf(err) != provider.KindUnsupported {
+			t.Errorf("%s: unsupported error of kind %s, want kind unsupported", op, provider.KindOf(err))
+		}
+	case err != nil && !classified(err):
 		t.Errorf("%s failed without a kind: %v", op, err)
 	}
-}
-
-type errRecorder struct {
-	mu   sync.Mutex
-	errs []error
-}
-
-func (r *errRecorder) add(err error) {
-	if err == nil {
-		return
-	}
-	r.mu.Lock()
-	r.errs = append(r.errs, err)
-	r.mu.Unlock()
-}
-
-func (r *errRecorder) all() []error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]error(nil), r.errs...)
 }
