@@ -242,6 +242,7 @@ func (n *Normalizer) build(ctx context.Context, rec store.InboxRecord, evs []pro
 			}
 			batch.Payments = append(batch.Payments, change)
 		} else {
+			linked := false
 			for _, l := range n.cfg.Linkers {
 				typ, out, corr, change, ok := l.Link(ctx, rec.TenantID, rec.Provider, ev, data)
 				if !ok {
@@ -253,7 +254,14 @@ func (n *Normalizer) build(ctx context.Context, rec store.InboxRecord, evs []pro
 				}
 				change.Events = []int{len(batch.Events)}
 				batch.Resources = append(batch.Resources, change)
+				linked = true
 				break
+			}
+			if !linked {
+				// Not about a record of this tenant: a gateway id the
+				// plugin put in the data is unverified; never pass it on.
+				delete(data, "delivery_id")
+				delete(data, "message_id")
 			}
 		}
 		e, err := event.New(rec.TenantID, rec.Provider, ev.Type, occurred, correlation, data)
