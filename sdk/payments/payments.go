@@ -3,7 +3,8 @@
 //
 // A plugin implements Provider; extras are optional interfaces found by type
 // assertion: Capturer (separate authorization and capture), Confirmer
-// (server-side commit after a redirect) and Canceler.
+// (server-side commit after a redirect), Canceler and Subscriber
+// (recurring billing).
 package payments
 
 import (
@@ -181,4 +182,84 @@ type Refund struct {
 	Status string
 	// Payment is the payment after the refund, when the provider returns it.
 	Payment *Payment
+}
+
+// Subscriber is implemented by providers with recurring billing
+// (MercadoPago preapproval, Stripe subscriptions). Renewals, failed
+// charges and cancellations arrive as webhook events:
+// subscription.authorized, subscription.renewed, subscription.payment_failed,
+// subscription.cancelled.
+type Subscriber interface {
+	// CreateSubscription starts a subscription. When the customer must
+	// authorize it at the provider, the result has a RedirectURL and
+	// status pending. The same IdempotencyKey must yield the same one.
+	CreateSubscription(ctx context.Context, req SubscriptionRequest) (Subscription, error)
+	// GetSubscription reads a subscription by the provider's id.
+	GetSubscription(ctx context.Context, req GetRequest) (Subscription, error)
+	// CancelSubscription stops future charges.
+	CancelSubscription(ctx context.Context, req CancelRequest) (Subscription, error)
+}
+
+// Interval is a billing period unit.
+type Interval string
+
+// The billing period units.
+const (
+	IntervalDay   Interval = "day"
+	IntervalWeek  Interval = "week"
+	IntervalMonth Interval = "month"
+	IntervalYear  Interval = "year"
+)
+
+// Plan is what a subscription charges: a plan or price the tenant created
+// at the provider (PlanID), or an amount every IntervalCount Intervals.
+type Plan struct {
+	PlanID        string
+	Amount        provider.Money
+	Interval      Interval
+	IntervalCount int
+}
+
+// SubscriptionRequest starts a subscription.
+type SubscriptionRequest struct {
+	Tenant         provider.Tenant
+	IdempotencyKey string
+	// SubscriptionID is the gateway's id ("sub_…"); providers keep it in
+	// metadata or as the external reference so webhooks can be matched.
+	SubscriptionID string
+	Plan           Plan
+	Customer       Customer
+	Reference      string
+	Description    string
+	// ReturnURL is where the customer goes after authorizing.
+	ReturnURL string
+}
+
+// SubscriptionStatus is the normalised state of a subscription.
+type SubscriptionStatus string
+
+// The subscription statuses of the gateway's catalog.
+const (
+	SubscriptionPending   SubscriptionStatus = "pending"  // awaiting the customer's authorization
+	SubscriptionActive    SubscriptionStatus = "active"   // authorized, charging
+	SubscriptionPastDue   SubscriptionStatus = "past_due" // the last charge failed
+	SubscriptionPaused    SubscriptionStatus = "paused"
+	SubscriptionCancelled SubscriptionStatus = "cancelled"
+)
+
+// Valid reports whether s is one of the catalog's statuses.
+func (s SubscriptionStatus) Valid() bool {
+	switch s {
+	case SubscriptionPending, SubscriptionActive, SubscriptionPastDue, SubscriptionPaused, SubscriptionCancelled:
+		return true
+	}
+	return false
+}
+
+// Subscription is the provider's view of a subscription.
+type Subscription struct {
+	ID               string
+	Status           SubscriptionStatus
+	RedirectURL      string
+	CurrentPeriodEnd time.Time
 }

@@ -33,14 +33,16 @@ type FakePayments struct {
 	byKey      map[string]string // tenant+idempotency key -> payment id
 	payments   map[string]*payments.Payment
 	refunds    map[string]payments.Refund
+	subs       map[string]*payments.Subscription
 	lastReturn string
 }
 
 var (
-	_ payments.Provider  = (*FakePayments)(nil)
-	_ payments.Capturer  = (*FakePayments)(nil)
-	_ payments.Canceler  = (*FakePayments)(nil)
-	_ payments.Confirmer = (*FakePayments)(nil)
+	_ payments.Provider   = (*FakePayments)(nil)
+	_ payments.Capturer   = (*FakePayments)(nil)
+	_ payments.Canceler   = (*FakePayments)(nil)
+	_ payments.Confirmer  = (*FakePayments)(nil)
+	_ payments.Subscriber = (*FakePayments)(nil)
 )
 
 // Info implements provider.Provider.
@@ -90,6 +92,7 @@ func (f *FakePayments) enter(ctx context.Context, op string, t provider.Tenant) 
 	f.mu.Lock()
 	if f.payments == nil {
 		f.byKey, f.payments, f.refunds = map[string]string{}, map[string]*payments.Payment{}, map[string]payments.Refund{}
+		f.subs = map[string]*payments.Subscription{}
 	}
 	f.mu.Unlock()
 	return nil
@@ -239,5 +242,67 @@ func (f *FakePayments) SetStatus(id string, s payments.Status) {
 	defer f.mu.Unlock()
 	if p, ok := f.payments[id]; ok {
 		p.Status = s
+	}
+}
+
+// CreateSubscription implements payments.Subscriber: the subscription is
+// pending with a RedirectURL until SetSubscriptionStatus moves it.
+func (f *FakePayments) CreateSubscription(ctx context.Context, r payments.SubscriptionRequest) (payments.Subscription, error) {
+	if r.Plan.PlanID == "" && r.Plan.Amount.Validate() != nil {
+		return payments.Subscription{}, provider.Invalid(errors.New("fake: plan needs a plan id or an amount"))
+	}
+	if err := f.enter(ctx, "create_subscription", r.Tenant); err != nil {
+		return payments.Subscription{}, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	k := r.Tenant.ID() + "\x00sub\x00" + r.IdempotencyKey
+	if id, ok := f.byKey[k]; ok {
+		return *f.subs[id], nil
+	}
+	sum := sha256.Sum256([]byte(k))
+	sub := &payments.Subscription{ID: "fks_" + hex.EncodeToString(sum[:8]), Status: payments.SubscriptionPending}
+	sub.RedirectURL = "https://fake.example/subscribe/" + sub.ID
+	f.byKey[k] = sub.ID
+	f.subs[sub.ID] = sub
+	return *sub, nil
+}
+
+// GetSubscription implements payments.Subscriber.
+func (f *FakePayments) GetSubscription(ctx context.Context, r payments.GetRequest) (payments.Subscription, error) {
+	if err := f.enter(ctx, "get_subscription", r.Tenant); err != nil {
+		return payments.Subscription{}, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	sub, ok := f.subs[r.ID]
+	if !ok {
+		return payments.Subscription{}, provider.Invalid(fmt.Errorf("fake: no such subscription %q", r.ID))
+	}
+	return *sub, nil
+}
+
+// CancelSubscription implements payments.Subscriber.
+func (f *FakePayments) CancelSubscription(ctx context.Context, r payments.CancelRequest) (payments.Subscription, error) {
+	if err := f.enter(ctx, "cancel_subscription", r.Tenant); err != nil {
+		return payments.Subscription{}, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	sub, ok := f.subs[r.ID]
+	if !ok {
+		return payments.Subscription{}, provider.Invalid(fmt.Errorf("fake: no such subscription %q", r.ID))
+	}
+	sub.Status = payments.SubscriptionCancelled
+	return *sub, nil
+}
+
+// SetSubscriptionStatus moves a subscription (as the provider would after
+// the customer authorizes, a charge fails, ...).
+func (f *FakePayments) SetSubscriptionStatus(id string, st payments.SubscriptionStatus) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if sub, ok := f.subs[id]; ok {
+		sub.Status = st
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/pipecore/pipecore/sdk/messaging"
+	"github.com/pipecore/pipecore/sdk/payments"
+	"github.com/pipecore/pipecore/sdk/provider"
 	"github.com/pipecore/pipecore/sdk/providertest"
 )
 
@@ -19,6 +21,7 @@ func TestRunPaymentsOnFake(t *testing.T) {
 		Refunds:        true,
 		Capture:        true,
 		Cancel:         true,
+		Subscription:   &payments.Plan{Amount: provider.Money{Amount: 9990, Currency: "CLP"}, Interval: payments.IntervalMonth, IntervalCount: 1},
 		Stall: func(testing.TB) func() {
 			fake.SetDelay(time.Hour)
 			return func() { fake.SetDelay(0) }

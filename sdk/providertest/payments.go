@@ -30,6 +30,12 @@ type PaymentsConfig struct {
 	// only if the provider does not implement the interface.
 	Capture bool
 	Cancel  bool
+	// Subscription, when set, exercises recurring billing with this plan:
+	// create (a valid status; pending ones need a RedirectURL), the same
+	// key again (same subscription), get and cancel. When nil the suite
+	// only checks that a provider without Subscriber reports
+	// provider.ErrUnsupported.
+	Subscription *payments.Plan
 	// Stall, when set, makes the provider's API stop answering until the
 	// returned release func is called; the suite then checks that a call
 	// honours its context deadline.
@@ -170,6 +176,46 @@ func paymentChecks(s *suite, cfg PaymentsConfig, impl payments.Provider) []check
 			_, err = canceler.Cancel(s.callCtx(t), payments.CancelRequest{Tenant: s.tenant, IdempotencyKey: key(t), ID: created.ID})
 			s.rec.add(err)
 			checkOptional(t, "Cancel", implements[payments.Canceler](impl), cfg.Cancel, err)
+			if cfg.Subscription == nil {
+				_, err = pay.(payments.Subscriber).GetSubscription(s.callCtx(t), payments.GetRequest{Tenant: s.tenant, ID: "sub_none"})
+				s.rec.add(err)
+				checkOptional(t, "GetSubscription", implements[payments.Subscriber](impl), false, err)
+			}
+		}},
+		{name: "subscriptions", run: func(t reporter) {
+			if cfg.Subscription == nil {
+				t.Skipf("PaymentsConfig.Subscription not set")
+			}
+			sub := pay.(payments.Subscriber)
+			k := key(t)
+			req := payments.SubscriptionRequest{Tenant: s.tenant, IdempotencyKey: k, SubscriptionID: "sub_" + k, Plan: *cfg.Subscription,
+				Customer: payments.Customer{Email: "buyer@example.com", Name: "Buyer"}, Reference: "plan-" + k, ReturnURL: "https://tenant.example/subscribed"}
+			a, err := sub.CreateSubscription(s.callCtx(t), req)
+			s.rec.add(err)
+			if err != nil {
+				t.Fatalf("CreateSubscription: %v (kind %s)", err, provider.KindOf(err))
+			}
+			if a.ID == "" || !a.Status.Valid() {
+				t.Fatalf("CreateSubscription = %+v, want an id and a valid status", a)
+			}
+			if a.Status == payments.SubscriptionPending && a.RedirectURL == "" {
+				t.Fatalf("pending subscription without a RedirectURL: %+v", a)
+			}
+			b, err := sub.CreateSubscription(s.callCtx(t), req)
+			s.rec.add(err)
+			if err != nil || b.ID != a.ID {
+				t.Fatalf("same idempotency key: %+v, %v; want subscription %s", b, err, a.ID)
+			}
+			g, err := sub.GetSubscription(s.callCtx(t), payments.GetRequest{Tenant: s.tenant, ID: a.ID})
+			s.rec.add(err)
+			if err != nil || !g.Status.Valid() {
+				t.Fatalf("GetSubscription(%s) = %+v, %v", a.ID, g, err)
+			}
+			c, err := sub.CancelSubscription(s.callCtx(t), payments.CancelRequest{Tenant: s.tenant, IdempotencyKey: key(t), ID: a.ID})
+			s.rec.add(err)
+			if err != nil || c.Status != payments.SubscriptionCancelled {
+				t.Fatalf("CancelSubscription(%s) = %+v, %v; want status cancelled", a.ID, c, err)
+			}
 		}},
 		s.deadlineCheck(cfg.Stall, "PaymentsConfig", func(ctx context.Context, t reporter) error {
 			_, err := pay.CreatePayment(ctx, payments.CreateRequest{

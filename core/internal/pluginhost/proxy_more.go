@@ -6,6 +6,7 @@ import (
 
 	"github.com/pipecore/pipecore/sdk/delivery"
 	"github.com/pipecore/pipecore/sdk/messaging"
+	"github.com/pipecore/pipecore/sdk/payments"
 	"github.com/pipecore/pipecore/sdk/provider"
 )
 
@@ -98,5 +99,49 @@ func (p *messagingProxy) Send(ctx context.Context, r messaging.SendRequest) (mes
 			return messaging.Receipt{}, fmt.Errorf("%w: %s has no messaging", ErrCapability, inst.Info().Name)
 		}
 		return m.Send(ctx, r)
+	})
+}
+
+var _ payments.Subscriber = (*paymentsProxy)(nil)
+
+func subscriberOf(inst Instance) (payments.Subscriber, error) {
+	pp, err := capability(inst)
+	if err != nil {
+		return nil, err
+	}
+	s, ok := pp.(payments.Subscriber)
+	if !ok {
+		return nil, provider.ErrUnsupported
+	}
+	return s, nil
+}
+
+func (p *paymentsProxy) CreateSubscription(ctx context.Context, r payments.SubscriptionRequest) (payments.Subscription, error) {
+	return do(ctx, p.s, func(inst Instance) (payments.Subscription, error) {
+		s, err := subscriberOf(inst)
+		if err != nil {
+			return payments.Subscription{}, err
+		}
+		return s.CreateSubscription(ctx, r)
+	})
+}
+
+func (p *paymentsProxy) GetSubscription(ctx context.Context, r payments.GetRequest) (payments.Subscription, error) {
+	return do(ctx, p.s, func(inst Instance) (payments.Subscription, error) {
+		s, err := subscriberOf(inst)
+		if err != nil {
+			return payments.Subscription{}, err
+		}
+		return s.GetSubscription(ctx, r)
+	})
+}
+
+func (p *paymentsProxy) CancelSubscription(ctx context.Context, r payments.CancelRequest) (payments.Subscription, error) {
+	return do(ctx, p.s, func(inst Instance) (payments.Subscription, error) {
+		s, err := subscriberOf(inst)
+		if err != nil {
+			return payments.Subscription{}, err
+		}
+		return s.CancelSubscription(ctx, r)
 	})
 }

@@ -1422,6 +1422,294 @@ func (x *Payment) GetCreatedAtUnixMs() int64 {
 	return 0
 }
 
+type Plan struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PlanId        string                 `protobuf:"bytes,1,opt,name=plan_id,json=planId,proto3" json:"plan_id,omitempty"`
+	Amount        *Money                 `protobuf:"bytes,2,opt,name=amount,proto3" json:"amount,omitempty"`
+	Interval      string                 `protobuf:"bytes,3,opt,name=interval,proto3" json:"interval,omitempty"`
+	IntervalCount int32                  `protobuf:"varint,4,opt,name=interval_count,json=intervalCount,proto3" json:"interval_count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Plan) Reset() {
+	*x = Plan{}
+	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Plan) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Plan) ProtoMessage() {}
+
+func (x *Plan) ProtoReflect() protoreflect.Message {
+	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Plan.ProtoReflect.Descriptor instead.
+func (*Plan) Descriptor() ([]byte, []int) {
+	return file_pipecore_provider_v1_provider_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *Plan) GetPlanId() string {
+	if x != nil {
+		return x.PlanId
+	}
+	return ""
+}
+
+func (x *Plan) GetAmount() *Money {
+	if x != nil {
+		return x.Amount
+	}
+	return nil
+}
+
+func (x *Plan) GetInterval() string {
+	if x != nil {
+		return x.Interval
+	}
+	return ""
+}
+
+func (x *Plan) GetIntervalCount() int32 {
+	if x != nil {
+		return x.IntervalCount
+	}
+	return 0
+}
+
+type CreateSubscriptionRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Call           *CallContext           `protobuf:"bytes,1,opt,name=call,proto3" json:"call,omitempty"`
+	IdempotencyKey string                 `protobuf:"bytes,2,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	SubscriptionId string                 `protobuf:"bytes,3,opt,name=subscription_id,json=subscriptionId,proto3" json:"subscription_id,omitempty"`
+	Plan           *Plan                  `protobuf:"bytes,4,opt,name=plan,proto3" json:"plan,omitempty"`
+	Customer       *Customer              `protobuf:"bytes,5,opt,name=customer,proto3" json:"customer,omitempty"`
+	Reference      string                 `protobuf:"bytes,6,opt,name=reference,proto3" json:"reference,omitempty"`
+	Description    string                 `protobuf:"bytes,7,opt,name=description,proto3" json:"description,omitempty"`
+	ReturnUrl      string                 `protobuf:"bytes,8,opt,name=return_url,json=returnUrl,proto3" json:"return_url,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *CreateSubscriptionRequest) Reset() {
+	*x = CreateSubscriptionRequest{}
+	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateSubscriptionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateSubscriptionRequest) ProtoMessage() {}
+
+func (x *CreateSubscriptionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateSubscriptionRequest.ProtoReflect.Descriptor instead.
+func (*CreateSubscriptionRequest) Descriptor() ([]byte, []int) {
+	return file_pipecore_provider_v1_provider_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *CreateSubscriptionRequest) GetCall() *CallContext {
+	if x != nil {
+		return x.Call
+	}
+	return nil
+}
+
+func (x *CreateSubscriptionRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+func (x *CreateSubscriptionRequest) GetSubscriptionId() string {
+	if x != nil {
+		return x.SubscriptionId
+	}
+	return ""
+}
+
+func (x *CreateSubscriptionRequest) GetPlan() *Plan {
+	if x != nil {
+		return x.Plan
+	}
+	return nil
+}
+
+func (x *CreateSubscriptionRequest) GetCustomer() *Customer {
+	if x != nil {
+		return x.Customer
+	}
+	return nil
+}
+
+func (x *CreateSubscriptionRequest) GetReference() string {
+	if x != nil {
+		return x.Reference
+	}
+	return ""
+}
+
+func (x *CreateSubscriptionRequest) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *CreateSubscriptionRequest) GetReturnUrl() string {
+	if x != nil {
+		return x.ReturnUrl
+	}
+	return ""
+}
+
+type GetSubscriptionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Call          *CallContext           `protobuf:"bytes,1,opt,name=call,proto3" json:"call,omitempty"`
+	Id            string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSubscriptionRequest) Reset() {
+	*x = GetSubscriptionRequest{}
+	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSubscriptionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSubscriptionRequest) ProtoMessage() {}
+
+func (x *GetSubscriptionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSubscriptionRequest.ProtoReflect.Descriptor instead.
+func (*GetSubscriptionRequest) Descriptor() ([]byte, []int) {
+	return file_pipecore_provider_v1_provider_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *GetSubscriptionRequest) GetCall() *CallContext {
+	if x != nil {
+		return x.Call
+	}
+	return nil
+}
+
+func (x *GetSubscriptionRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type Subscription struct {
+	state                  protoimpl.MessageState `protogen:"open.v1"`
+	Id                     string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Status                 string                 `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
+	RedirectUrl            string                 `protobuf:"bytes,3,opt,name=redirect_url,json=redirectUrl,proto3" json:"redirect_url,omitempty"`
+	CurrentPeriodEndUnixMs int64                  `protobuf:"varint,4,opt,name=current_period_end_unix_ms,json=currentPeriodEndUnixMs,proto3" json:"current_period_end_unix_ms,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
+}
+
+func (x *Subscription) Reset() {
+	*x = Subscription{}
+	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Subscription) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Subscription) ProtoMessage() {}
+
+func (x *Subscription) ProtoReflect() protoreflect.Message {
+	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Subscription.ProtoReflect.Descriptor instead.
+func (*Subscription) Descriptor() ([]byte, []int) {
+	return file_pipecore_provider_v1_provider_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *Subscription) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Subscription) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *Subscription) GetRedirectUrl() string {
+	if x != nil {
+		return x.RedirectUrl
+	}
+	return ""
+}
+
+func (x *Subscription) GetCurrentPeriodEndUnixMs() int64 {
+	if x != nil {
+		return x.CurrentPeriodEndUnixMs
+	}
+	return 0
+}
+
 type Refund struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -1434,7 +1722,7 @@ type Refund struct {
 
 func (x *Refund) Reset() {
 	*x = Refund{}
-	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[19]
+	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1446,7 +1734,7 @@ func (x *Refund) String() string {
 func (*Refund) ProtoMessage() {}
 
 func (x *Refund) ProtoReflect() protoreflect.Message {
-	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[19]
+	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1459,7 +1747,7 @@ func (x *Refund) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Refund.ProtoReflect.Descriptor instead.
 func (*Refund) Descriptor() ([]byte, []int) {
-	return file_pipecore_provider_v1_provider_proto_rawDescGZIP(), []int{19}
+	return file_pipecore_provider_v1_provider_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Refund) GetId() string {
@@ -1504,7 +1792,7 @@ type Address struct {
 
 func (x *Address) Reset() {
 	*x = Address{}
-	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[20]
+	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1516,7 +1804,7 @@ func (x *Address) String() string {
 func (*Address) ProtoMessage() {}
 
 func (x *Address) ProtoReflect() protoreflect.Message {
-	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[20]
+	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1529,7 +1817,7 @@ func (x *Address) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Address.ProtoReflect.Descriptor instead.
 func (*Address) Descriptor() ([]byte, []int) {
-	return file_pipecore_provider_v1_provider_proto_rawDescGZIP(), []int{20}
+	return file_pipecore_provider_v1_provider_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Address) GetStreet() string {
@@ -1584,7 +1872,7 @@ type Location struct {
 
 func (x *Location) Reset() {
 	*x = Location{}
-	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[21]
+	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1596,7 +1884,7 @@ func (x *Location) String() string {
 func (*Location) ProtoMessage() {}
 
 func (x *Location) ProtoReflect() protoreflect.Message {
-	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[21]
+	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1609,7 +1897,7 @@ func (x *Location) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Location.ProtoReflect.Descriptor instead.
 func (*Location) Descriptor() ([]byte, []int) {
-	return file_pipecore_provider_v1_provider_proto_rawDescGZIP(), []int{21}
+	return file_pipecore_provider_v1_provider_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Location) GetLat() float64 {
@@ -1636,7 +1924,7 @@ type Contact struct {
 
 func (x *Contact) Reset() {
 	*x = Contact{}
-	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[22]
+	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1648,7 +1936,7 @@ func (x *Contact) String() string {
 func (*Contact) ProtoMessage() {}
 
 func (x *Contact) ProtoReflect() protoreflect.Message {
-	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[22]
+	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1661,7 +1949,7 @@ func (x *Contact) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Contact.ProtoReflect.Descriptor instead.
 func (*Contact) Descriptor() ([]byte, []int) {
-	return file_pipecore_provider_v1_provider_proto_rawDescGZIP(), []int{22}
+	return file_pipecore_provider_v1_provider_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Contact) GetName() string {
@@ -1690,7 +1978,7 @@ type Stop struct {
 
 func (x *Stop) Reset() {
 	*x = Stop{}
-	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[23]
+	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1702,7 +1990,7 @@ func (x *Stop) String() string {
 func (*Stop) ProtoMessage() {}
 
 func (x *Stop) ProtoReflect() protoreflect.Message {
-	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[23]
+	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1715,7 +2003,7 @@ func (x *Stop) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Stop.ProtoReflect.Descriptor instead.
 func (*Stop) Descriptor() ([]byte, []int) {
-	return file_pipecore_provider_v1_provider_proto_rawDescGZIP(), []int{23}
+	return file_pipecore_provider_v1_provider_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Stop) GetAddress() *Address {
@@ -1758,7 +2046,7 @@ type Item struct {
 
 func (x *Item) Reset() {
 	*x = Item{}
-	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[24]
+	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1770,7 +2058,7 @@ func (x *Item) String() string {
 func (*Item) ProtoMessage() {}
 
 func (x *Item) ProtoReflect() protoreflect.Message {
-	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[24]
+	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1783,7 +2071,7 @@ func (x *Item) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Item.ProtoReflect.Descriptor instead.
 func (*Item) Descriptor() ([]byte, []int) {
-	return file_pipecore_provider_v1_provider_proto_rawDescGZIP(), []int{24}
+	return file_pipecore_provider_v1_provider_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Item) GetName() string {
@@ -1828,7 +2116,7 @@ type QuoteRequest struct {
 
 func (x *QuoteRequest) Reset() {
 	*x = QuoteRequest{}
-	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[25]
+	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1840,7 +2128,7 @@ func (x *QuoteRequest) String() string {
 func (*QuoteRequest) ProtoMessage() {}
 
 func (x *QuoteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[25]
+	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1853,7 +2141,7 @@ func (x *QuoteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QuoteRequest.ProtoReflect.Descriptor instead.
 func (*QuoteRequest) Descriptor() ([]byte, []int) {
-	return file_pipecore_provider_v1_provider_proto_rawDescGZIP(), []int{25}
+	return file_pipecore_provider_v1_provider_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *QuoteRequest) GetCall() *CallContext {
@@ -1910,7 +2198,7 @@ type Quote struct {
 
 func (x *Quote) Reset() {
 	*x = Quote{}
-	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[26]
+	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1922,7 +2210,7 @@ func (x *Quote) String() string {
 func (*Quote) ProtoMessage() {}
 
 func (x *Quote) ProtoReflect() protoreflect.Message {
-	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[26]
+	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1935,7 +2223,7 @@ func (x *Quote) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Quote.ProtoReflect.Descriptor instead.
 func (*Quote) Descriptor() ([]byte, []int) {
-	return file_pipecore_provider_v1_provider_proto_rawDescGZIP(), []int{26}
+	return file_pipecore_provider_v1_provider_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Quote) GetId() string {
@@ -1983,7 +2271,7 @@ type CreateShipmentRequest struct {
 
 func (x *CreateShipmentRequest) Reset() {
 	*x = CreateShipmentRequest{}
-	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[27]
+	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1995,7 +2283,7 @@ func (x *CreateShipmentRequest) String() string {
 func (*CreateShipmentRequest) ProtoMessage() {}
 
 func (x *CreateShipmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[27]
+	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2008,7 +2296,7 @@ func (x *CreateShipmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateShipmentRequest.ProtoReflect.Descriptor instead.
 func (*CreateShipmentRequest) Descriptor() ([]byte, []int) {
-	return file_pipecore_provider_v1_provider_proto_rawDescGZIP(), []int{27}
+	return file_pipecore_provider_v1_provider_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *CreateShipmentRequest) GetCall() *CallContext {
@@ -2084,7 +2372,7 @@ type GetShipmentRequest struct {
 
 func (x *GetShipmentRequest) Reset() {
 	*x = GetShipmentRequest{}
-	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[28]
+	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2096,7 +2384,7 @@ func (x *GetShipmentRequest) String() string {
 func (*GetShipmentRequest) ProtoMessage() {}
 
 func (x *GetShipmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[28]
+	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2109,7 +2397,7 @@ func (x *GetShipmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetShipmentRequest.ProtoReflect.Descriptor instead.
 func (*GetShipmentRequest) Descriptor() ([]byte, []int) {
-	return file_pipecore_provider_v1_provider_proto_rawDescGZIP(), []int{28}
+	return file_pipecore_provider_v1_provider_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *GetShipmentRequest) GetCall() *CallContext {
@@ -2138,7 +2426,7 @@ type CancelShipmentRequest struct {
 
 func (x *CancelShipmentRequest) Reset() {
 	*x = CancelShipmentRequest{}
-	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[29]
+	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2150,7 +2438,7 @@ func (x *CancelShipmentRequest) String() string {
 func (*CancelShipmentRequest) ProtoMessage() {}
 
 func (x *CancelShipmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[29]
+	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2163,7 +2451,7 @@ func (x *CancelShipmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelShipmentRequest.ProtoReflect.Descriptor instead.
 func (*CancelShipmentRequest) Descriptor() ([]byte, []int) {
-	return file_pipecore_provider_v1_provider_proto_rawDescGZIP(), []int{29}
+	return file_pipecore_provider_v1_provider_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *CancelShipmentRequest) GetCall() *CallContext {
@@ -2206,7 +2494,7 @@ type Courier struct {
 
 func (x *Courier) Reset() {
 	*x = Courier{}
-	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[30]
+	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2218,7 +2506,7 @@ func (x *Courier) String() string {
 func (*Courier) ProtoMessage() {}
 
 func (x *Courier) ProtoReflect() protoreflect.Message {
-	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[30]
+	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2231,7 +2519,7 @@ func (x *Courier) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Courier.ProtoReflect.Descriptor instead.
 func (*Courier) Descriptor() ([]byte, []int) {
-	return file_pipecore_provider_v1_provider_proto_rawDescGZIP(), []int{30}
+	return file_pipecore_provider_v1_provider_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *Courier) GetName() string {
@@ -2273,7 +2561,7 @@ type ProofOfDelivery struct {
 
 func (x *ProofOfDelivery) Reset() {
 	*x = ProofOfDelivery{}
-	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[31]
+	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2285,7 +2573,7 @@ func (x *ProofOfDelivery) String() string {
 func (*ProofOfDelivery) ProtoMessage() {}
 
 func (x *ProofOfDelivery) ProtoReflect() protoreflect.Message {
-	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[31]
+	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2298,7 +2586,7 @@ func (x *ProofOfDelivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProofOfDelivery.ProtoReflect.Descriptor instead.
 func (*ProofOfDelivery) Descriptor() ([]byte, []int) {
-	return file_pipecore_provider_v1_provider_proto_rawDescGZIP(), []int{31}
+	return file_pipecore_provider_v1_provider_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ProofOfDelivery) GetPhotoUrl() string {
@@ -2338,7 +2626,7 @@ type Shipment struct {
 
 func (x *Shipment) Reset() {
 	*x = Shipment{}
-	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[32]
+	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2350,7 +2638,7 @@ func (x *Shipment) String() string {
 func (*Shipment) ProtoMessage() {}
 
 func (x *Shipment) ProtoReflect() protoreflect.Message {
-	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[32]
+	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2363,7 +2651,7 @@ func (x *Shipment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Shipment.ProtoReflect.Descriptor instead.
 func (*Shipment) Descriptor() ([]byte, []int) {
-	return file_pipecore_provider_v1_provider_proto_rawDescGZIP(), []int{32}
+	return file_pipecore_provider_v1_provider_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *Shipment) GetId() string {
@@ -2433,7 +2721,7 @@ type Template struct {
 
 func (x *Template) Reset() {
 	*x = Template{}
-	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[33]
+	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2445,7 +2733,7 @@ func (x *Template) String() string {
 func (*Template) ProtoMessage() {}
 
 func (x *Template) ProtoReflect() protoreflect.Message {
-	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[33]
+	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2458,7 +2746,7 @@ func (x *Template) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Template.ProtoReflect.Descriptor instead.
 func (*Template) Descriptor() ([]byte, []int) {
-	return file_pipecore_provider_v1_provider_proto_rawDescGZIP(), []int{33}
+	return file_pipecore_provider_v1_provider_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *Template) GetName() string {
@@ -2493,7 +2781,7 @@ type Attachment struct {
 
 func (x *Attachment) Reset() {
 	*x = Attachment{}
-	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[34]
+	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2505,7 +2793,7 @@ func (x *Attachment) String() string {
 func (*Attachment) ProtoMessage() {}
 
 func (x *Attachment) ProtoReflect() protoreflect.Message {
-	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[34]
+	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2518,7 +2806,7 @@ func (x *Attachment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Attachment.ProtoReflect.Descriptor instead.
 func (*Attachment) Descriptor() ([]byte, []int) {
-	return file_pipecore_provider_v1_provider_proto_rawDescGZIP(), []int{34}
+	return file_pipecore_provider_v1_provider_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *Attachment) GetFilename() string {
@@ -2560,7 +2848,7 @@ type SendRequest struct {
 
 func (x *SendRequest) Reset() {
 	*x = SendRequest{}
-	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[35]
+	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2572,7 +2860,7 @@ func (x *SendRequest) String() string {
 func (*SendRequest) ProtoMessage() {}
 
 func (x *SendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[35]
+	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2585,7 +2873,7 @@ func (x *SendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendRequest.ProtoReflect.Descriptor instead.
 func (*SendRequest) Descriptor() ([]byte, []int) {
-	return file_pipecore_provider_v1_provider_proto_rawDescGZIP(), []int{35}
+	return file_pipecore_provider_v1_provider_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *SendRequest) GetCall() *CallContext {
@@ -2668,7 +2956,7 @@ type Receipt struct {
 
 func (x *Receipt) Reset() {
 	*x = Receipt{}
-	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[36]
+	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2680,7 +2968,7 @@ func (x *Receipt) String() string {
 func (*Receipt) ProtoMessage() {}
 
 func (x *Receipt) ProtoReflect() protoreflect.Message {
-	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[36]
+	mi := &file_pipecore_provider_v1_provider_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2693,7 +2981,7 @@ func (x *Receipt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Receipt.ProtoReflect.Descriptor instead.
 func (*Receipt) Descriptor() ([]byte, []int) {
-	return file_pipecore_provider_v1_provider_proto_rawDescGZIP(), []int{36}
+	return file_pipecore_provider_v1_provider_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *Receipt) GetId() string {
@@ -2846,7 +3134,30 @@ const file_pipecore_provider_v1_provider_proto_rawDesc = "" +
 	"\ffailure_code\x18\b \x01(\tR\vfailureCode\x12'\n" +
 	"\x0ffailure_message\x18\t \x01(\tR\x0efailureMessage\x12+\n" +
 	"\x12created_at_unix_ms\x18\n" +
-	" \x01(\x03R\x0fcreatedAtUnixMs\"\x9e\x01\n" +
+	" \x01(\x03R\x0fcreatedAtUnixMs\"\x97\x01\n" +
+	"\x04Plan\x12\x17\n" +
+	"\aplan_id\x18\x01 \x01(\tR\x06planId\x123\n" +
+	"\x06amount\x18\x02 \x01(\v2\x1b.pipecore.provider.v1.MoneyR\x06amount\x12\x1a\n" +
+	"\binterval\x18\x03 \x01(\tR\binterval\x12%\n" +
+	"\x0einterval_count\x18\x04 \x01(\x05R\rintervalCount\"\xef\x02\n" +
+	"\x19CreateSubscriptionRequest\x125\n" +
+	"\x04call\x18\x01 \x01(\v2!.pipecore.provider.v1.CallContextR\x04call\x12'\n" +
+	"\x0fidempotency_key\x18\x02 \x01(\tR\x0eidempotencyKey\x12'\n" +
+	"\x0fsubscription_id\x18\x03 \x01(\tR\x0esubscriptionId\x12.\n" +
+	"\x04plan\x18\x04 \x01(\v2\x1a.pipecore.provider.v1.PlanR\x04plan\x12:\n" +
+	"\bcustomer\x18\x05 \x01(\v2\x1e.pipecore.provider.v1.CustomerR\bcustomer\x12\x1c\n" +
+	"\treference\x18\x06 \x01(\tR\treference\x12 \n" +
+	"\vdescription\x18\a \x01(\tR\vdescription\x12\x1d\n" +
+	"\n" +
+	"return_url\x18\b \x01(\tR\treturnUrl\"_\n" +
+	"\x16GetSubscriptionRequest\x125\n" +
+	"\x04call\x18\x01 \x01(\v2!.pipecore.provider.v1.CallContextR\x04call\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\"\x95\x01\n" +
+	"\fSubscription\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
+	"\x06status\x18\x02 \x01(\tR\x06status\x12!\n" +
+	"\fredirect_url\x18\x03 \x01(\tR\vredirectUrl\x12:\n" +
+	"\x1acurrent_period_end_unix_ms\x18\x04 \x01(\x03R\x16currentPeriodEndUnixMs\"\x9e\x01\n" +
 	"\x06Refund\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x123\n" +
 	"\x06amount\x18\x02 \x01(\v2\x1b.pipecore.provider.v1.MoneyR\x06amount\x12\x16\n" +
@@ -2952,7 +3263,7 @@ const file_pipecore_provider_v1_provider_proto_rawDesc = "" +
 	"\x06status\x18\x02 \x01(\tR\x06status2\xbc\x01\n" +
 	"\x06Plugin\x12K\n" +
 	"\aGetInfo\x12$.pipecore.provider.v1.GetInfoRequest\x1a\x1a.pipecore.provider.v1.Info\x12e\n" +
-	"\fParseWebhook\x12).pipecore.provider.v1.ParseWebhookRequest\x1a*.pipecore.provider.v1.ParseWebhookResponse2\x93\x04\n" +
+	"\fParseWebhook\x12).pipecore.provider.v1.ParseWebhookRequest\x1a*.pipecore.provider.v1.ParseWebhookResponse2\xc2\x06\n" +
 	"\bPayments\x12Z\n" +
 	"\rCreatePayment\x12*.pipecore.provider.v1.CreatePaymentRequest\x1a\x1d.pipecore.provider.v1.Payment\x12T\n" +
 	"\n" +
@@ -2960,7 +3271,10 @@ const file_pipecore_provider_v1_provider_proto_rawDesc = "" +
 	"\rRefundPayment\x12#.pipecore.provider.v1.RefundRequest\x1a\x1c.pipecore.provider.v1.Refund\x12U\n" +
 	"\x0eCapturePayment\x12$.pipecore.provider.v1.CaptureRequest\x1a\x1d.pipecore.provider.v1.Payment\x12U\n" +
 	"\x0eConfirmPayment\x12$.pipecore.provider.v1.ConfirmRequest\x1a\x1d.pipecore.provider.v1.Payment\x12S\n" +
-	"\rCancelPayment\x12#.pipecore.provider.v1.CancelRequest\x1a\x1d.pipecore.provider.v1.Payment2\xf3\x02\n" +
+	"\rCancelPayment\x12#.pipecore.provider.v1.CancelRequest\x1a\x1d.pipecore.provider.v1.Payment\x12i\n" +
+	"\x12CreateSubscription\x12/.pipecore.provider.v1.CreateSubscriptionRequest\x1a\".pipecore.provider.v1.Subscription\x12c\n" +
+	"\x0fGetSubscription\x12,.pipecore.provider.v1.GetSubscriptionRequest\x1a\".pipecore.provider.v1.Subscription\x12]\n" +
+	"\x12CancelSubscription\x12#.pipecore.provider.v1.CancelRequest\x1a\".pipecore.provider.v1.Subscription2\xf3\x02\n" +
 	"\bDelivery\x12P\n" +
 	"\rQuoteDelivery\x12\".pipecore.provider.v1.QuoteRequest\x1a\x1b.pipecore.provider.v1.Quote\x12]\n" +
 	"\x0eCreateShipment\x12+.pipecore.provider.v1.CreateShipmentRequest\x1a\x1e.pipecore.provider.v1.Shipment\x12W\n" +
@@ -2982,136 +3296,151 @@ func file_pipecore_provider_v1_provider_proto_rawDescGZIP() []byte {
 }
 
 var file_pipecore_provider_v1_provider_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_pipecore_provider_v1_provider_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
+var file_pipecore_provider_v1_provider_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
 var file_pipecore_provider_v1_provider_proto_goTypes = []any{
-	(ErrorDetail_Kind)(0),         // 0: pipecore.provider.v1.ErrorDetail.Kind
-	(*CallContext)(nil),           // 1: pipecore.provider.v1.CallContext
-	(*Money)(nil),                 // 2: pipecore.provider.v1.Money
-	(*ErrorDetail)(nil),           // 3: pipecore.provider.v1.ErrorDetail
-	(*GetInfoRequest)(nil),        // 4: pipecore.provider.v1.GetInfoRequest
-	(*Field)(nil),                 // 5: pipecore.provider.v1.Field
-	(*WebhookSpec)(nil),           // 6: pipecore.provider.v1.WebhookSpec
-	(*Info)(nil),                  // 7: pipecore.provider.v1.Info
-	(*HeaderValues)(nil),          // 8: pipecore.provider.v1.HeaderValues
-	(*ParseWebhookRequest)(nil),   // 9: pipecore.provider.v1.ParseWebhookRequest
-	(*Event)(nil),                 // 10: pipecore.provider.v1.Event
-	(*ParseWebhookResponse)(nil),  // 11: pipecore.provider.v1.ParseWebhookResponse
-	(*Customer)(nil),              // 12: pipecore.provider.v1.Customer
-	(*CreatePaymentRequest)(nil),  // 13: pipecore.provider.v1.CreatePaymentRequest
-	(*GetPaymentRequest)(nil),     // 14: pipecore.provider.v1.GetPaymentRequest
-	(*RefundRequest)(nil),         // 15: pipecore.provider.v1.RefundRequest
-	(*CaptureRequest)(nil),        // 16: pipecore.provider.v1.CaptureRequest
-	(*ConfirmRequest)(nil),        // 17: pipecore.provider.v1.ConfirmRequest
-	(*CancelRequest)(nil),         // 18: pipecore.provider.v1.CancelRequest
-	(*Payment)(nil),               // 19: pipecore.provider.v1.Payment
-	(*Refund)(nil),                // 20: pipecore.provider.v1.Refund
-	(*Address)(nil),               // 21: pipecore.provider.v1.Address
-	(*Location)(nil),              // 22: pipecore.provider.v1.Location
-	(*Contact)(nil),               // 23: pipecore.provider.v1.Contact
-	(*Stop)(nil),                  // 24: pipecore.provider.v1.Stop
-	(*Item)(nil),                  // 25: pipecore.provider.v1.Item
-	(*QuoteRequest)(nil),          // 26: pipecore.provider.v1.QuoteRequest
-	(*Quote)(nil),                 // 27: pipecore.provider.v1.Quote
-	(*CreateShipmentRequest)(nil), // 28: pipecore.provider.v1.CreateShipmentRequest
-	(*GetShipmentRequest)(nil),    // 29: pipecore.provider.v1.GetShipmentRequest
-	(*CancelShipmentRequest)(nil), // 30: pipecore.provider.v1.CancelShipmentRequest
-	(*Courier)(nil),               // 31: pipecore.provider.v1.Courier
-	(*ProofOfDelivery)(nil),       // 32: pipecore.provider.v1.ProofOfDelivery
-	(*Shipment)(nil),              // 33: pipecore.provider.v1.Shipment
-	(*Template)(nil),              // 34: pipecore.provider.v1.Template
-	(*Attachment)(nil),            // 35: pipecore.provider.v1.Attachment
-	(*SendRequest)(nil),           // 36: pipecore.provider.v1.SendRequest
-	(*Receipt)(nil),               // 37: pipecore.provider.v1.Receipt
-	nil,                           // 38: pipecore.provider.v1.CallContext.SettingsEntry
-	nil,                           // 39: pipecore.provider.v1.CallContext.SecretsEntry
-	nil,                           // 40: pipecore.provider.v1.WebhookSpec.VariantsEntry
-	nil,                           // 41: pipecore.provider.v1.ParseWebhookRequest.HeadersEntry
-	nil,                           // 42: pipecore.provider.v1.ParseWebhookRequest.QueryEntry
-	nil,                           // 43: pipecore.provider.v1.CreatePaymentRequest.MetadataEntry
-	nil,                           // 44: pipecore.provider.v1.ConfirmRequest.ParamsEntry
+	(ErrorDetail_Kind)(0),             // 0: pipecore.provider.v1.ErrorDetail.Kind
+	(*CallContext)(nil),               // 1: pipecore.provider.v1.CallContext
+	(*Money)(nil),                     // 2: pipecore.provider.v1.Money
+	(*ErrorDetail)(nil),               // 3: pipecore.provider.v1.ErrorDetail
+	(*GetInfoRequest)(nil),            // 4: pipecore.provider.v1.GetInfoRequest
+	(*Field)(nil),                     // 5: pipecore.provider.v1.Field
+	(*WebhookSpec)(nil),               // 6: pipecore.provider.v1.WebhookSpec
+	(*Info)(nil),                      // 7: pipecore.provider.v1.Info
+	(*HeaderValues)(nil),              // 8: pipecore.provider.v1.HeaderValues
+	(*ParseWebhookRequest)(nil),       // 9: pipecore.provider.v1.ParseWebhookRequest
+	(*Event)(nil),                     // 10: pipecore.provider.v1.Event
+	(*ParseWebhookResponse)(nil),      // 11: pipecore.provider.v1.ParseWebhookResponse
+	(*Customer)(nil),                  // 12: pipecore.provider.v1.Customer
+	(*CreatePaymentRequest)(nil),      // 13: pipecore.provider.v1.CreatePaymentRequest
+	(*GetPaymentRequest)(nil),         // 14: pipecore.provider.v1.GetPaymentRequest
+	(*RefundRequest)(nil),             // 15: pipecore.provider.v1.RefundRequest
+	(*CaptureRequest)(nil),            // 16: pipecore.provider.v1.CaptureRequest
+	(*ConfirmRequest)(nil),            // 17: pipecore.provider.v1.ConfirmRequest
+	(*CancelRequest)(nil),             // 18: pipecore.provider.v1.CancelRequest
+	(*Payment)(nil),                   // 19: pipecore.provider.v1.Payment
+	(*Plan)(nil),                      // 20: pipecore.provider.v1.Plan
+	(*CreateSubscriptionRequest)(nil), // 21: pipecore.provider.v1.CreateSubscriptionRequest
+	(*GetSubscriptionRequest)(nil),    // 22: pipecore.provider.v1.GetSubscriptionRequest
+	(*Subscription)(nil),              // 23: pipecore.provider.v1.Subscription
+	(*Refund)(nil),                    // 24: pipecore.provider.v1.Refund
+	(*Address)(nil),                   // 25: pipecore.provider.v1.Address
+	(*Location)(nil),                  // 26: pipecore.provider.v1.Location
+	(*Contact)(nil),                   // 27: pipecore.provider.v1.Contact
+	(*Stop)(nil),                      // 28: pipecore.provider.v1.Stop
+	(*Item)(nil),                      // 29: pipecore.provider.v1.Item
+	(*QuoteRequest)(nil),              // 30: pipecore.provider.v1.QuoteRequest
+	(*Quote)(nil),                     // 31: pipecore.provider.v1.Quote
+	(*CreateShipmentRequest)(nil),     // 32: pipecore.provider.v1.CreateShipmentRequest
+	(*GetShipmentRequest)(nil),        // 33: pipecore.provider.v1.GetShipmentRequest
+	(*CancelShipmentRequest)(nil),     // 34: pipecore.provider.v1.CancelShipmentRequest
+	(*Courier)(nil),                   // 35: pipecore.provider.v1.Courier
+	(*ProofOfDelivery)(nil),           // 36: pipecore.provider.v1.ProofOfDelivery
+	(*Shipment)(nil),                  // 37: pipecore.provider.v1.Shipment
+	(*Template)(nil),                  // 38: pipecore.provider.v1.Template
+	(*Attachment)(nil),                // 39: pipecore.provider.v1.Attachment
+	(*SendRequest)(nil),               // 40: pipecore.provider.v1.SendRequest
+	(*Receipt)(nil),                   // 41: pipecore.provider.v1.Receipt
+	nil,                               // 42: pipecore.provider.v1.CallContext.SettingsEntry
+	nil,                               // 43: pipecore.provider.v1.CallContext.SecretsEntry
+	nil,                               // 44: pipecore.provider.v1.WebhookSpec.VariantsEntry
+	nil,                               // 45: pipecore.provider.v1.ParseWebhookRequest.HeadersEntry
+	nil,                               // 46: pipecore.provider.v1.ParseWebhookRequest.QueryEntry
+	nil,                               // 47: pipecore.provider.v1.CreatePaymentRequest.MetadataEntry
+	nil,                               // 48: pipecore.provider.v1.ConfirmRequest.ParamsEntry
 }
 var file_pipecore_provider_v1_provider_proto_depIdxs = []int32{
-	38, // 0: pipecore.provider.v1.CallContext.settings:type_name -> pipecore.provider.v1.CallContext.SettingsEntry
-	39, // 1: pipecore.provider.v1.CallContext.secrets:type_name -> pipecore.provider.v1.CallContext.SecretsEntry
+	42, // 0: pipecore.provider.v1.CallContext.settings:type_name -> pipecore.provider.v1.CallContext.SettingsEntry
+	43, // 1: pipecore.provider.v1.CallContext.secrets:type_name -> pipecore.provider.v1.CallContext.SecretsEntry
 	0,  // 2: pipecore.provider.v1.ErrorDetail.kind:type_name -> pipecore.provider.v1.ErrorDetail.Kind
-	40, // 3: pipecore.provider.v1.WebhookSpec.variants:type_name -> pipecore.provider.v1.WebhookSpec.VariantsEntry
+	44, // 3: pipecore.provider.v1.WebhookSpec.variants:type_name -> pipecore.provider.v1.WebhookSpec.VariantsEntry
 	5,  // 4: pipecore.provider.v1.Info.fields:type_name -> pipecore.provider.v1.Field
 	6,  // 5: pipecore.provider.v1.Info.webhook:type_name -> pipecore.provider.v1.WebhookSpec
 	1,  // 6: pipecore.provider.v1.ParseWebhookRequest.call:type_name -> pipecore.provider.v1.CallContext
-	41, // 7: pipecore.provider.v1.ParseWebhookRequest.headers:type_name -> pipecore.provider.v1.ParseWebhookRequest.HeadersEntry
-	42, // 8: pipecore.provider.v1.ParseWebhookRequest.query:type_name -> pipecore.provider.v1.ParseWebhookRequest.QueryEntry
+	45, // 7: pipecore.provider.v1.ParseWebhookRequest.headers:type_name -> pipecore.provider.v1.ParseWebhookRequest.HeadersEntry
+	46, // 8: pipecore.provider.v1.ParseWebhookRequest.query:type_name -> pipecore.provider.v1.ParseWebhookRequest.QueryEntry
 	10, // 9: pipecore.provider.v1.ParseWebhookResponse.events:type_name -> pipecore.provider.v1.Event
 	1,  // 10: pipecore.provider.v1.CreatePaymentRequest.call:type_name -> pipecore.provider.v1.CallContext
 	2,  // 11: pipecore.provider.v1.CreatePaymentRequest.amount:type_name -> pipecore.provider.v1.Money
 	12, // 12: pipecore.provider.v1.CreatePaymentRequest.customer:type_name -> pipecore.provider.v1.Customer
-	43, // 13: pipecore.provider.v1.CreatePaymentRequest.metadata:type_name -> pipecore.provider.v1.CreatePaymentRequest.MetadataEntry
+	47, // 13: pipecore.provider.v1.CreatePaymentRequest.metadata:type_name -> pipecore.provider.v1.CreatePaymentRequest.MetadataEntry
 	1,  // 14: pipecore.provider.v1.GetPaymentRequest.call:type_name -> pipecore.provider.v1.CallContext
 	1,  // 15: pipecore.provider.v1.RefundRequest.call:type_name -> pipecore.provider.v1.CallContext
 	2,  // 16: pipecore.provider.v1.RefundRequest.amount:type_name -> pipecore.provider.v1.Money
 	1,  // 17: pipecore.provider.v1.CaptureRequest.call:type_name -> pipecore.provider.v1.CallContext
 	2,  // 18: pipecore.provider.v1.CaptureRequest.amount:type_name -> pipecore.provider.v1.Money
 	1,  // 19: pipecore.provider.v1.ConfirmRequest.call:type_name -> pipecore.provider.v1.CallContext
-	44, // 20: pipecore.provider.v1.ConfirmRequest.params:type_name -> pipecore.provider.v1.ConfirmRequest.ParamsEntry
+	48, // 20: pipecore.provider.v1.ConfirmRequest.params:type_name -> pipecore.provider.v1.ConfirmRequest.ParamsEntry
 	1,  // 21: pipecore.provider.v1.CancelRequest.call:type_name -> pipecore.provider.v1.CallContext
 	2,  // 22: pipecore.provider.v1.Payment.amount:type_name -> pipecore.provider.v1.Money
-	2,  // 23: pipecore.provider.v1.Refund.amount:type_name -> pipecore.provider.v1.Money
-	19, // 24: pipecore.provider.v1.Refund.payment:type_name -> pipecore.provider.v1.Payment
-	21, // 25: pipecore.provider.v1.Stop.address:type_name -> pipecore.provider.v1.Address
-	22, // 26: pipecore.provider.v1.Stop.location:type_name -> pipecore.provider.v1.Location
-	23, // 27: pipecore.provider.v1.Stop.contact:type_name -> pipecore.provider.v1.Contact
-	2,  // 28: pipecore.provider.v1.Item.price:type_name -> pipecore.provider.v1.Money
-	1,  // 29: pipecore.provider.v1.QuoteRequest.call:type_name -> pipecore.provider.v1.CallContext
-	24, // 30: pipecore.provider.v1.QuoteRequest.pickup:type_name -> pipecore.provider.v1.Stop
-	24, // 31: pipecore.provider.v1.QuoteRequest.dropoff:type_name -> pipecore.provider.v1.Stop
-	25, // 32: pipecore.provider.v1.QuoteRequest.items:type_name -> pipecore.provider.v1.Item
-	2,  // 33: pipecore.provider.v1.Quote.fee:type_name -> pipecore.provider.v1.Money
-	1,  // 34: pipecore.provider.v1.CreateShipmentRequest.call:type_name -> pipecore.provider.v1.CallContext
-	24, // 35: pipecore.provider.v1.CreateShipmentRequest.pickup:type_name -> pipecore.provider.v1.Stop
-	24, // 36: pipecore.provider.v1.CreateShipmentRequest.dropoff:type_name -> pipecore.provider.v1.Stop
-	25, // 37: pipecore.provider.v1.CreateShipmentRequest.items:type_name -> pipecore.provider.v1.Item
-	1,  // 38: pipecore.provider.v1.GetShipmentRequest.call:type_name -> pipecore.provider.v1.CallContext
-	1,  // 39: pipecore.provider.v1.CancelShipmentRequest.call:type_name -> pipecore.provider.v1.CallContext
-	22, // 40: pipecore.provider.v1.Courier.location:type_name -> pipecore.provider.v1.Location
-	2,  // 41: pipecore.provider.v1.Shipment.fee:type_name -> pipecore.provider.v1.Money
-	31, // 42: pipecore.provider.v1.Shipment.courier:type_name -> pipecore.provider.v1.Courier
-	32, // 43: pipecore.provider.v1.Shipment.proof:type_name -> pipecore.provider.v1.ProofOfDelivery
-	1,  // 44: pipecore.provider.v1.SendRequest.call:type_name -> pipecore.provider.v1.CallContext
-	34, // 45: pipecore.provider.v1.SendRequest.template:type_name -> pipecore.provider.v1.Template
-	35, // 46: pipecore.provider.v1.SendRequest.attachments:type_name -> pipecore.provider.v1.Attachment
-	6,  // 47: pipecore.provider.v1.WebhookSpec.VariantsEntry.value:type_name -> pipecore.provider.v1.WebhookSpec
-	8,  // 48: pipecore.provider.v1.ParseWebhookRequest.HeadersEntry.value:type_name -> pipecore.provider.v1.HeaderValues
-	8,  // 49: pipecore.provider.v1.ParseWebhookRequest.QueryEntry.value:type_name -> pipecore.provider.v1.HeaderValues
-	4,  // 50: pipecore.provider.v1.Plugin.GetInfo:input_type -> pipecore.provider.v1.GetInfoRequest
-	9,  // 51: pipecore.provider.v1.Plugin.ParseWebhook:input_type -> pipecore.provider.v1.ParseWebhookRequest
-	13, // 52: pipecore.provider.v1.Payments.CreatePayment:input_type -> pipecore.provider.v1.CreatePaymentRequest
-	14, // 53: pipecore.provider.v1.Payments.GetPayment:input_type -> pipecore.provider.v1.GetPaymentRequest
-	15, // 54: pipecore.provider.v1.Payments.RefundPayment:input_type -> pipecore.provider.v1.RefundRequest
-	16, // 55: pipecore.provider.v1.Payments.CapturePayment:input_type -> pipecore.provider.v1.CaptureRequest
-	17, // 56: pipecore.provider.v1.Payments.ConfirmPayment:input_type -> pipecore.provider.v1.ConfirmRequest
-	18, // 57: pipecore.provider.v1.Payments.CancelPayment:input_type -> pipecore.provider.v1.CancelRequest
-	26, // 58: pipecore.provider.v1.Delivery.QuoteDelivery:input_type -> pipecore.provider.v1.QuoteRequest
-	28, // 59: pipecore.provider.v1.Delivery.CreateShipment:input_type -> pipecore.provider.v1.CreateShipmentRequest
-	29, // 60: pipecore.provider.v1.Delivery.GetShipment:input_type -> pipecore.provider.v1.GetShipmentRequest
-	30, // 61: pipecore.provider.v1.Delivery.CancelShipment:input_type -> pipecore.provider.v1.CancelShipmentRequest
-	36, // 62: pipecore.provider.v1.Messaging.Send:input_type -> pipecore.provider.v1.SendRequest
-	7,  // 63: pipecore.provider.v1.Plugin.GetInfo:output_type -> pipecore.provider.v1.Info
-	11, // 64: pipecore.provider.v1.Plugin.ParseWebhook:output_type -> pipecore.provider.v1.ParseWebhookResponse
-	19, // 65: pipecore.provider.v1.Payments.CreatePayment:output_type -> pipecore.provider.v1.Payment
-	19, // 66: pipecore.provider.v1.Payments.GetPayment:output_type -> pipecore.provider.v1.Payment
-	20, // 67: pipecore.provider.v1.Payments.RefundPayment:output_type -> pipecore.provider.v1.Refund
-	19, // 68: pipecore.provider.v1.Payments.CapturePayment:output_type -> pipecore.provider.v1.Payment
-	19, // 69: pipecore.provider.v1.Payments.ConfirmPayment:output_type -> pipecore.provider.v1.Payment
-	19, // 70: pipecore.provider.v1.Payments.CancelPayment:output_type -> pipecore.provider.v1.Payment
-	27, // 71: pipecore.provider.v1.Delivery.QuoteDelivery:output_type -> pipecore.provider.v1.Quote
-	33, // 72: pipecore.provider.v1.Delivery.CreateShipment:output_type -> pipecore.provider.v1.Shipment
-	33, // 73: pipecore.provider.v1.Delivery.GetShipment:output_type -> pipecore.provider.v1.Shipment
-	33, // 74: pipecore.provider.v1.Delivery.CancelShipment:output_type -> pipecore.provider.v1.Shipment
-	37, // 75: pipecore.provider.v1.Messaging.Send:output_type -> pipecore.provider.v1.Receipt
-	63, // [63:76] is the sub-list for method output_type
-	50, // [50:63] is the sub-list for method input_type
-	50, // [50:50] is the sub-list for extension type_name
-	50, // [50:50] is the sub-list for extension extendee
-	0,  // [0:50] is the sub-list for field type_name
+	2,  // 23: pipecore.provider.v1.Plan.amount:type_name -> pipecore.provider.v1.Money
+	1,  // 24: pipecore.provider.v1.CreateSubscriptionRequest.call:type_name -> pipecore.provider.v1.CallContext
+	20, // 25: pipecore.provider.v1.CreateSubscriptionRequest.plan:type_name -> pipecore.provider.v1.Plan
+	12, // 26: pipecore.provider.v1.CreateSubscriptionRequest.customer:type_name -> pipecore.provider.v1.Customer
+	1,  // 27: pipecore.provider.v1.GetSubscriptionRequest.call:type_name -> pipecore.provider.v1.CallContext
+	2,  // 28: pipecore.provider.v1.Refund.amount:type_name -> pipecore.provider.v1.Money
+	19, // 29: pipecore.provider.v1.Refund.payment:type_name -> pipecore.provider.v1.Payment
+	25, // 30: pipecore.provider.v1.Stop.address:type_name -> pipecore.provider.v1.Address
+	26, // 31: pipecore.provider.v1.Stop.location:type_name -> pipecore.provider.v1.Location
+	27, // 32: pipecore.provider.v1.Stop.contact:type_name -> pipecore.provider.v1.Contact
+	2,  // 33: pipecore.provider.v1.Item.price:type_name -> pipecore.provider.v1.Money
+	1,  // 34: pipecore.provider.v1.QuoteRequest.call:type_name -> pipecore.provider.v1.CallContext
+	28, // 35: pipecore.provider.v1.QuoteRequest.pickup:type_name -> pipecore.provider.v1.Stop
+	28, // 36: pipecore.provider.v1.QuoteRequest.dropoff:type_name -> pipecore.provider.v1.Stop
+	29, // 37: pipecore.provider.v1.QuoteRequest.items:type_name -> pipecore.provider.v1.Item
+	2,  // 38: pipecore.provider.v1.Quote.fee:type_name -> pipecore.provider.v1.Money
+	1,  // 39: pipecore.provider.v1.CreateShipmentRequest.call:type_name -> pipecore.provider.v1.CallContext
+	28, // 40: pipecore.provider.v1.CreateShipmentRequest.pickup:type_name -> pipecore.provider.v1.Stop
+	28, // 41: pipecore.provider.v1.CreateShipmentRequest.dropoff:type_name -> pipecore.provider.v1.Stop
+	29, // 42: pipecore.provider.v1.CreateShipmentRequest.items:type_name -> pipecore.provider.v1.Item
+	1,  // 43: pipecore.provider.v1.GetShipmentRequest.call:type_name -> pipecore.provider.v1.CallContext
+	1,  // 44: pipecore.provider.v1.CancelShipmentRequest.call:type_name -> pipecore.provider.v1.CallContext
+	26, // 45: pipecore.provider.v1.Courier.location:type_name -> pipecore.provider.v1.Location
+	2,  // 46: pipecore.provider.v1.Shipment.fee:type_name -> pipecore.provider.v1.Money
+	35, // 47: pipecore.provider.v1.Shipment.courier:type_name -> pipecore.provider.v1.Courier
+	36, // 48: pipecore.provider.v1.Shipment.proof:type_name -> pipecore.provider.v1.ProofOfDelivery
+	1,  // 49: pipecore.provider.v1.SendRequest.call:type_name -> pipecore.provider.v1.CallContext
+	38, // 50: pipecore.provider.v1.SendRequest.template:type_name -> pipecore.provider.v1.Template
+	39, // 51: pipecore.provider.v1.SendRequest.attachments:type_name -> pipecore.provider.v1.Attachment
+	6,  // 52: pipecore.provider.v1.WebhookSpec.VariantsEntry.value:type_name -> pipecore.provider.v1.WebhookSpec
+	8,  // 53: pipecore.provider.v1.ParseWebhookRequest.HeadersEntry.value:type_name -> pipecore.provider.v1.HeaderValues
+	8,  // 54: pipecore.provider.v1.ParseWebhookRequest.QueryEntry.value:type_name -> pipecore.provider.v1.HeaderValues
+	4,  // 55: pipecore.provider.v1.Plugin.GetInfo:input_type -> pipecore.provider.v1.GetInfoRequest
+	9,  // 56: pipecore.provider.v1.Plugin.ParseWebhook:input_type -> pipecore.provider.v1.ParseWebhookRequest
+	13, // 57: pipecore.provider.v1.Payments.CreatePayment:input_type -> pipecore.provider.v1.CreatePaymentRequest
+	14, // 58: pipecore.provider.v1.Payments.GetPayment:input_type -> pipecore.provider.v1.GetPaymentRequest
+	15, // 59: pipecore.provider.v1.Payments.RefundPayment:input_type -> pipecore.provider.v1.RefundRequest
+	16, // 60: pipecore.provider.v1.Payments.CapturePayment:input_type -> pipecore.provider.v1.CaptureRequest
+	17, // 61: pipecore.provider.v1.Payments.ConfirmPayment:input_type -> pipecore.provider.v1.ConfirmRequest
+	18, // 62: pipecore.provider.v1.Payments.CancelPayment:input_type -> pipecore.provider.v1.CancelRequest
+	21, // 63: pipecore.provider.v1.Payments.CreateSubscription:input_type -> pipecore.provider.v1.CreateSubscriptionRequest
+	22, // 64: pipecore.provider.v1.Payments.GetSubscription:input_type -> pipecore.provider.v1.GetSubscriptionRequest
+	18, // 65: pipecore.provider.v1.Payments.CancelSubscription:input_type -> pipecore.provider.v1.CancelRequest
+	30, // 66: pipecore.provider.v1.Delivery.QuoteDelivery:input_type -> pipecore.provider.v1.QuoteRequest
+	32, // 67: pipecore.provider.v1.Delivery.CreateShipment:input_type -> pipecore.provider.v1.CreateShipmentRequest
+	33, // 68: pipecore.provider.v1.Delivery.GetShipment:input_type -> pipecore.provider.v1.GetShipmentRequest
+	34, // 69: pipecore.provider.v1.Delivery.CancelShipment:input_type -> pipecore.provider.v1.CancelShipmentRequest
+	40, // 70: pipecore.provider.v1.Messaging.Send:input_type -> pipecore.provider.v1.SendRequest
+	7,  // 71: pipecore.provider.v1.Plugin.GetInfo:output_type -> pipecore.provider.v1.Info
+	11, // 72: pipecore.provider.v1.Plugin.ParseWebhook:output_type -> pipecore.provider.v1.ParseWebhookResponse
+	19, // 73: pipecore.provider.v1.Payments.CreatePayment:output_type -> pipecore.provider.v1.Payment
+	19, // 74: pipecore.provider.v1.Payments.GetPayment:output_type -> pipecore.provider.v1.Payment
+	24, // 75: pipecore.provider.v1.Payments.RefundPayment:output_type -> pipecore.provider.v1.Refund
+	19, // 76: pipecore.provider.v1.Payments.CapturePayment:output_type -> pipecore.provider.v1.Payment
+	19, // 77: pipecore.provider.v1.Payments.ConfirmPayment:output_type -> pipecore.provider.v1.Payment
+	19, // 78: pipecore.provider.v1.Payments.CancelPayment:output_type -> pipecore.provider.v1.Payment
+	23, // 79: pipecore.provider.v1.Payments.CreateSubscription:output_type -> pipecore.provider.v1.Subscription
+	23, // 80: pipecore.provider.v1.Payments.GetSubscription:output_type -> pipecore.provider.v1.Subscription
+	23, // 81: pipecore.provider.v1.Payments.CancelSubscription:output_type -> pipecore.provider.v1.Subscription
+	31, // 82: pipecore.provider.v1.Delivery.QuoteDelivery:output_type -> pipecore.provider.v1.Quote
+	37, // 83: pipecore.provider.v1.Delivery.CreateShipment:output_type -> pipecore.provider.v1.Shipment
+	37, // 84: pipecore.provider.v1.Delivery.GetShipment:output_type -> pipecore.provider.v1.Shipment
+	37, // 85: pipecore.provider.v1.Delivery.CancelShipment:output_type -> pipecore.provider.v1.Shipment
+	41, // 86: pipecore.provider.v1.Messaging.Send:output_type -> pipecore.provider.v1.Receipt
+	71, // [71:87] is the sub-list for method output_type
+	55, // [55:71] is the sub-list for method input_type
+	55, // [55:55] is the sub-list for extension type_name
+	55, // [55:55] is the sub-list for extension extendee
+	0,  // [0:55] is the sub-list for field type_name
 }
 
 func init() { file_pipecore_provider_v1_provider_proto_init() }
@@ -3125,7 +3454,7 @@ func file_pipecore_provider_v1_provider_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pipecore_provider_v1_provider_proto_rawDesc), len(file_pipecore_provider_v1_provider_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   44,
+			NumMessages:   48,
 			NumExtensions: 0,
 			NumServices:   4,
 		},

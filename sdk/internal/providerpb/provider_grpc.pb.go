@@ -180,12 +180,15 @@ var Plugin_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	Payments_CreatePayment_FullMethodName  = "/pipecore.provider.v1.Payments/CreatePayment"
-	Payments_GetPayment_FullMethodName     = "/pipecore.provider.v1.Payments/GetPayment"
-	Payments_RefundPayment_FullMethodName  = "/pipecore.provider.v1.Payments/RefundPayment"
-	Payments_CapturePayment_FullMethodName = "/pipecore.provider.v1.Payments/CapturePayment"
-	Payments_ConfirmPayment_FullMethodName = "/pipecore.provider.v1.Payments/ConfirmPayment"
-	Payments_CancelPayment_FullMethodName  = "/pipecore.provider.v1.Payments/CancelPayment"
+	Payments_CreatePayment_FullMethodName      = "/pipecore.provider.v1.Payments/CreatePayment"
+	Payments_GetPayment_FullMethodName         = "/pipecore.provider.v1.Payments/GetPayment"
+	Payments_RefundPayment_FullMethodName      = "/pipecore.provider.v1.Payments/RefundPayment"
+	Payments_CapturePayment_FullMethodName     = "/pipecore.provider.v1.Payments/CapturePayment"
+	Payments_ConfirmPayment_FullMethodName     = "/pipecore.provider.v1.Payments/ConfirmPayment"
+	Payments_CancelPayment_FullMethodName      = "/pipecore.provider.v1.Payments/CancelPayment"
+	Payments_CreateSubscription_FullMethodName = "/pipecore.provider.v1.Payments/CreateSubscription"
+	Payments_GetSubscription_FullMethodName    = "/pipecore.provider.v1.Payments/GetSubscription"
+	Payments_CancelSubscription_FullMethodName = "/pipecore.provider.v1.Payments/CancelSubscription"
 )
 
 // PaymentsClient is the client API for Payments service.
@@ -201,6 +204,10 @@ type PaymentsClient interface {
 	CapturePayment(ctx context.Context, in *CaptureRequest, opts ...grpc.CallOption) (*Payment, error)
 	ConfirmPayment(ctx context.Context, in *ConfirmRequest, opts ...grpc.CallOption) (*Payment, error)
 	CancelPayment(ctx context.Context, in *CancelRequest, opts ...grpc.CallOption) (*Payment, error)
+	// Optional: recurring billing.
+	CreateSubscription(ctx context.Context, in *CreateSubscriptionRequest, opts ...grpc.CallOption) (*Subscription, error)
+	GetSubscription(ctx context.Context, in *GetSubscriptionRequest, opts ...grpc.CallOption) (*Subscription, error)
+	CancelSubscription(ctx context.Context, in *CancelRequest, opts ...grpc.CallOption) (*Subscription, error)
 }
 
 type paymentsClient struct {
@@ -271,6 +278,36 @@ func (c *paymentsClient) CancelPayment(ctx context.Context, in *CancelRequest, o
 	return out, nil
 }
 
+func (c *paymentsClient) CreateSubscription(ctx context.Context, in *CreateSubscriptionRequest, opts ...grpc.CallOption) (*Subscription, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Subscription)
+	err := c.cc.Invoke(ctx, Payments_CreateSubscription_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *paymentsClient) GetSubscription(ctx context.Context, in *GetSubscriptionRequest, opts ...grpc.CallOption) (*Subscription, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Subscription)
+	err := c.cc.Invoke(ctx, Payments_GetSubscription_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *paymentsClient) CancelSubscription(ctx context.Context, in *CancelRequest, opts ...grpc.CallOption) (*Subscription, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Subscription)
+	err := c.cc.Invoke(ctx, Payments_CancelSubscription_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PaymentsServer is the server API for Payments service.
 // All implementations must embed UnimplementedPaymentsServer
 // for forward compatibility.
@@ -284,6 +321,10 @@ type PaymentsServer interface {
 	CapturePayment(context.Context, *CaptureRequest) (*Payment, error)
 	ConfirmPayment(context.Context, *ConfirmRequest) (*Payment, error)
 	CancelPayment(context.Context, *CancelRequest) (*Payment, error)
+	// Optional: recurring billing.
+	CreateSubscription(context.Context, *CreateSubscriptionRequest) (*Subscription, error)
+	GetSubscription(context.Context, *GetSubscriptionRequest) (*Subscription, error)
+	CancelSubscription(context.Context, *CancelRequest) (*Subscription, error)
 	mustEmbedUnimplementedPaymentsServer()
 }
 
@@ -311,6 +352,15 @@ func (UnimplementedPaymentsServer) ConfirmPayment(context.Context, *ConfirmReque
 }
 func (UnimplementedPaymentsServer) CancelPayment(context.Context, *CancelRequest) (*Payment, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method CancelPayment not implemented")
+}
+func (UnimplementedPaymentsServer) CreateSubscription(context.Context, *CreateSubscriptionRequest) (*Subscription, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method CreateSubscription not implemented")
+}
+func (UnimplementedPaymentsServer) GetSubscription(context.Context, *GetSubscriptionRequest) (*Subscription, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetSubscription not implemented")
+}
+func (UnimplementedPaymentsServer) CancelSubscription(context.Context, *CancelRequest) (*Subscription, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method CancelSubscription not implemented")
 }
 func (UnimplementedPaymentsServer) mustEmbedUnimplementedPaymentsServer() {}
 func (UnimplementedPaymentsServer) testEmbeddedByValue()                  {}
@@ -441,6 +491,60 @@ func _Payments_CancelPayment_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Payments_CreateSubscription_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateSubscriptionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PaymentsServer).CreateSubscription(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Payments_CreateSubscription_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PaymentsServer).CreateSubscription(ctx, req.(*CreateSubscriptionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Payments_GetSubscription_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetSubscriptionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PaymentsServer).GetSubscription(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Payments_GetSubscription_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PaymentsServer).GetSubscription(ctx, req.(*GetSubscriptionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Payments_CancelSubscription_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CancelRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PaymentsServer).CancelSubscription(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Payments_CancelSubscription_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PaymentsServer).CancelSubscription(ctx, req.(*CancelRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Payments_ServiceDesc is the grpc.ServiceDesc for Payments service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -471,6 +575,18 @@ var Payments_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CancelPayment",
 			Handler:    _Payments_CancelPayment_Handler,
+		},
+		{
+			MethodName: "CreateSubscription",
+			Handler:    _Payments_CreateSubscription_Handler,
+		},
+		{
+			MethodName: "GetSubscription",
+			Handler:    _Payments_GetSubscription_Handler,
+		},
+		{
+			MethodName: "CancelSubscription",
+			Handler:    _Payments_CancelSubscription_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

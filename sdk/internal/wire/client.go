@@ -95,10 +95,11 @@ func (c *Client) Messaging() *MessagingClient {
 type PaymentsClient struct{ c *Client }
 
 var (
-	_ payments.Provider  = (*PaymentsClient)(nil)
-	_ payments.Capturer  = (*PaymentsClient)(nil)
-	_ payments.Confirmer = (*PaymentsClient)(nil)
-	_ payments.Canceler  = (*PaymentsClient)(nil)
+	_ payments.Provider   = (*PaymentsClient)(nil)
+	_ payments.Capturer   = (*PaymentsClient)(nil)
+	_ payments.Confirmer  = (*PaymentsClient)(nil)
+	_ payments.Canceler   = (*PaymentsClient)(nil)
+	_ payments.Subscriber = (*PaymentsClient)(nil)
 )
 
 // Info implements provider.Provider.
@@ -164,6 +165,35 @@ func (p *PaymentsClient) Cancel(ctx context.Context, r payments.CancelRequest) (
 		return payments.Payment{}, FromStatus(err)
 	}
 	return paymentFrom(m), nil
+}
+
+// CreateSubscription implements payments.Subscriber.
+func (p *PaymentsClient) CreateSubscription(ctx context.Context, r payments.SubscriptionRequest) (payments.Subscription, error) {
+	m, err := p.c.payments.CreateSubscription(ctx, subscriptionRequestPB(ctx, r))
+	if err != nil {
+		return payments.Subscription{}, FromStatus(err)
+	}
+	return subscriptionFrom(m), nil
+}
+
+// GetSubscription implements payments.Subscriber.
+func (p *PaymentsClient) GetSubscription(ctx context.Context, r payments.GetRequest) (payments.Subscription, error) {
+	m, err := p.c.payments.GetSubscription(ctx, &pb.GetSubscriptionRequest{Call: callPB(ctx, r.Tenant), Id: r.ID})
+	if err != nil {
+		return payments.Subscription{}, FromStatus(err)
+	}
+	return subscriptionFrom(m), nil
+}
+
+// CancelSubscription implements payments.Subscriber.
+func (p *PaymentsClient) CancelSubscription(ctx context.Context, r payments.CancelRequest) (payments.Subscription, error) {
+	m, err := p.c.payments.CancelSubscription(ctx, &pb.CancelRequest{
+		Call: callPB(ctx, r.Tenant), IdempotencyKey: r.IdempotencyKey, Id: r.ID, Reason: r.Reason,
+	})
+	if err != nil {
+		return payments.Subscription{}, FromStatus(err)
+	}
+	return subscriptionFrom(m), nil
 }
 
 // DeliveryClient implements delivery.Provider over gRPC.

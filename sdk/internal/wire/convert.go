@@ -358,3 +358,40 @@ func receiptPB(r messaging.Receipt) *pb.Receipt {
 func receiptFrom(m *pb.Receipt) messaging.Receipt {
 	return messaging.Receipt{ID: m.GetId(), Status: messaging.Status(m.GetStatus())}
 }
+
+// ---- subscriptions
+
+func subscriptionRequestPB(ctx context.Context, r payments.SubscriptionRequest) *pb.CreateSubscriptionRequest {
+	return &pb.CreateSubscriptionRequest{
+		Call: callPB(ctx, r.Tenant), IdempotencyKey: r.IdempotencyKey, SubscriptionId: r.SubscriptionID,
+		Plan:      &pb.Plan{PlanId: r.Plan.PlanID, Amount: moneyPB(r.Plan.Amount), Interval: string(r.Plan.Interval), IntervalCount: int32(r.Plan.IntervalCount)},
+		Customer:  &pb.Customer{Email: r.Customer.Email, Phone: r.Customer.Phone, Name: r.Customer.Name},
+		Reference: r.Reference, Description: r.Description, ReturnUrl: r.ReturnURL,
+	}
+}
+
+func subscriptionRequestFrom(m *pb.CreateSubscriptionRequest) payments.SubscriptionRequest {
+	c, pl := m.GetCustomer(), m.GetPlan()
+	return payments.SubscriptionRequest{
+		Tenant: tenantFrom(m.GetCall()), IdempotencyKey: m.GetIdempotencyKey(), SubscriptionID: m.GetSubscriptionId(),
+		Plan:      payments.Plan{PlanID: pl.GetPlanId(), Amount: moneyFrom(pl.GetAmount()), Interval: payments.Interval(pl.GetInterval()), IntervalCount: int(pl.GetIntervalCount())},
+		Customer:  payments.Customer{Email: c.GetEmail(), Phone: c.GetPhone(), Name: c.GetName()},
+		Reference: m.GetReference(), Description: m.GetDescription(), ReturnURL: m.GetReturnUrl(),
+	}
+}
+
+func subscriptionPB(s payments.Subscription) *pb.Subscription {
+	m := &pb.Subscription{Id: s.ID, Status: string(s.Status), RedirectUrl: s.RedirectURL}
+	if !s.CurrentPeriodEnd.IsZero() {
+		m.CurrentPeriodEndUnixMs = s.CurrentPeriodEnd.UnixMilli()
+	}
+	return m
+}
+
+func subscriptionFrom(m *pb.Subscription) payments.Subscription {
+	s := payments.Subscription{ID: m.GetId(), Status: payments.SubscriptionStatus(m.GetStatus()), RedirectURL: m.GetRedirectUrl()}
+	if ms := m.GetCurrentPeriodEndUnixMs(); ms != 0 {
+		s.CurrentPeriodEnd = time.UnixMilli(ms).UTC()
+	}
+	return s
+}

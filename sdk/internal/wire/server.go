@@ -184,6 +184,52 @@ func (s *paymentsServer) CancelPayment(ctx context.Context, m *pb.CancelRequest)
 	return paymentPB(p), nil
 }
 
+func (s *paymentsServer) subscriber() (payments.Subscriber, error) {
+	sub, ok := s.impl.(payments.Subscriber)
+	if !ok {
+		return nil, provider.ErrUnsupported
+	}
+	return sub, nil
+}
+
+func (s *paymentsServer) CreateSubscription(ctx context.Context, m *pb.CreateSubscriptionRequest) (*pb.Subscription, error) {
+	sub, err := s.subscriber()
+	if err != nil {
+		return nil, err
+	}
+	out, err := sub.CreateSubscription(s.ctx(ctx, m.GetCall(), "CreateSubscription"), subscriptionRequestFrom(m))
+	if err != nil {
+		return nil, err
+	}
+	return subscriptionPB(out), nil
+}
+
+func (s *paymentsServer) GetSubscription(ctx context.Context, m *pb.GetSubscriptionRequest) (*pb.Subscription, error) {
+	sub, err := s.subscriber()
+	if err != nil {
+		return nil, err
+	}
+	out, err := sub.GetSubscription(s.ctx(ctx, m.GetCall(), "GetSubscription"), payments.GetRequest{Tenant: tenantFrom(m.GetCall()), ID: m.GetId()})
+	if err != nil {
+		return nil, err
+	}
+	return subscriptionPB(out), nil
+}
+
+func (s *paymentsServer) CancelSubscription(ctx context.Context, m *pb.CancelRequest) (*pb.Subscription, error) {
+	sub, err := s.subscriber()
+	if err != nil {
+		return nil, err
+	}
+	out, err := sub.CancelSubscription(s.ctx(ctx, m.GetCall(), "CancelSubscription"), payments.CancelRequest{
+		Tenant: tenantFrom(m.GetCall()), IdempotencyKey: m.GetIdempotencyKey(), ID: m.GetId(), Reason: m.GetReason(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return subscriptionPB(out), nil
+}
+
 type deliveryServer struct {
 	pb.UnimplementedDeliveryServer
 	base
