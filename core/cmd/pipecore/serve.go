@@ -32,6 +32,7 @@ import (
 	"github.com/pipecore/pipecore/core/internal/pluginhost"
 	"github.com/pipecore/pipecore/core/internal/ratelimit"
 	"github.com/pipecore/pipecore/core/internal/store"
+	"github.com/pipecore/pipecore/core/internal/subscription"
 	"github.com/pipecore/pipecore/core/internal/tenant"
 	"github.com/pipecore/pipecore/core/internal/vault"
 	"github.com/pipecore/pipecore/core/internal/webhook"
@@ -264,10 +265,17 @@ func serve(ctx context.Context, path string) error {
 	if err != nil {
 		return configError(err)
 	}
+	subs, err := subscription.New(subscription.Config{
+		Store: g.store, Plugins: g.plugins, Audit: audit.NewRecorder(g.store, log), Logger: log,
+		CallTimeout: cfg.Plugins.CallTimeout.Duration(), Notify: disp.Wake,
+	})
+	if err != nil {
+		return err
+	}
 	norm := normalize.New(normalize.Config{
 		Store: g.store, Plugins: g.plugins, Tenants: g.tenants, Bus: b, OutboxTopic: bus.TopicOutbox,
 		Metrics: met, Logger: log, CallTimeout: cfg.Plugins.CallTimeout.Duration(),
-		Linkers: []normalize.Linker{couriers, msgs},
+		Linkers: []normalize.Linker{couriers, msgs, subs},
 	})
 	if err := b.Consume(pipeCtx, bus.TopicInbox, cfg.Webhooks.Workers, norm.Process); err != nil {
 		return err
@@ -302,7 +310,7 @@ func serve(ctx context.Context, path string) error {
 	pipeline.Add(1)
 	go func() { defer pipeline.Done(); touch.run(pipeCtx, g.store) }()
 	a, err := api.New(api.Config{
-		Tenants: g.tenants, Payments: pay, Couriers: couriers, Messages: msgs, Store: g.store, Logger: log,
+		Tenants: g.tenants, Payments: pay, Couriers: couriers, Messages: msgs, Subscriptions: subs, Store: g.store, Logger: log,
 		MaxBodyBytes: int(cfg.HTTP.MaxBodyBytes), Ready: g.ready,
 		Notifier: notifier{bus: b, disp: disp}, Webhooks: ingress, Metrics: met.Handler(),
 		RateLimit: ratelimit.New(cfg.Limits.TenantRPS, cfg.Limits.TenantBurst), EndpointPolicy: &policy,

@@ -26,6 +26,7 @@ import (
 	"github.com/pipecore/pipecore/core/internal/ratelimit"
 	"github.com/pipecore/pipecore/core/internal/ssrf"
 	"github.com/pipecore/pipecore/core/internal/store"
+	"github.com/pipecore/pipecore/core/internal/subscription"
 	"github.com/pipecore/pipecore/core/internal/tenant"
 	"github.com/pipecore/pipecore/sdk/provider"
 )
@@ -36,6 +37,8 @@ type Config struct {
 	Payments *payment.Service
 	// Couriers serves /v1/deliveries; nil answers 404 there.
 	Couriers *courier.Service
+	// Subscriptions serves /v1/subscriptions; nil answers 404 there.
+	Subscriptions *subscription.Service
 	// Messages serves /v1/messages, /v1/templates and /v1/automations;
 	// nil answers 404 there.
 	Messages *messenger.Service
@@ -131,6 +134,11 @@ func New(cfg Config) (*API, error) {
 		a.r.GET("/v1/deliveries", a.auth(a.listDeliveries))
 		a.r.GET("/v1/deliveries/{id}", a.auth(a.getDelivery))
 		a.r.POST("/v1/deliveries/{id}/cancel", a.auth(a.cancelDelivery))
+	}
+	if cfg.Subscriptions != nil {
+		a.r.POST("/v1/subscriptions", a.auth(a.createSubscription))
+		a.r.GET("/v1/subscriptions/{id}", a.auth(a.getSubscription))
+		a.r.DELETE("/v1/subscriptions/{id}", a.auth(a.cancelSubscription))
 	}
 	if cfg.Messages != nil {
 		a.r.POST("/v1/messages", a.auth(a.sendMessage))

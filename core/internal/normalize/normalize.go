@@ -262,6 +262,7 @@ func (n *Normalizer) build(ctx context.Context, rec store.InboxRecord, evs []pro
 				// plugin put in the data is unverified; never pass it on.
 				delete(data, "delivery_id")
 				delete(data, "message_id")
+				delete(data, "subscription_id")
 			}
 		}
 		e, err := event.New(rec.TenantID, rec.Provider, ev.Type, occurred, correlation, data)
