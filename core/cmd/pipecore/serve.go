@@ -237,6 +237,7 @@ func serve(ctx context.Context, path string) error {
 	pay, err := payment.New(payment.Config{
 		Store: g.store, Plugins: g.plugins, Audit: audit.NewRecorder(g.store, log), Logger: log,
 		CallTimeout: cfg.Plugins.CallTimeout.Duration(), Notify: disp.Wake, PublicURL: cfg.PublicURL,
+		Reconcile: payment.Reconcile{After: cfg.Payments.ReconcileAfter.Duration(), MaxAge: cfg.Payments.ReconcileMaxAge.Duration()},
 	})
 	if err != nil {
 		return err

@@ -88,6 +88,8 @@ type Config struct {
 	// Delivery configures the signed delivery of events to tenant
 	// endpoints.
 	Delivery Delivery `yaml:"delivery"`
+	// Payments configures the payment reconciliation job.
+	Payments Payments `yaml:"payments"`
 	// Couriers configures last-mile deliveries: quote fan-out and tracking.
 	Couriers Couriers `yaml:"couriers"`
 	// Messages configures the sending of messages.
@@ -180,6 +182,17 @@ type Webhooks struct {
 	// Workers bounds concurrent normalisation (plugin ParseWebhook calls).
 	// Default 32.
 	Workers int `yaml:"workers"`
+}
+
+// Payments configures how unsettled payments are reconciled.
+type Payments struct {
+	// ReconcileAfter is how old a payment still pending or requiring
+	// action must be before the gateway reads it from the provider (then
+	// again on a doubling backoff). Default 15m.
+	ReconcileAfter Duration `yaml:"reconcile_after"`
+	// ReconcileMaxAge is when the gateway stops reading an unsettled
+	// payment. Default 72h.
+	ReconcileMaxAge Duration `yaml:"reconcile_max_age"`
 }
 
 // Messages configures the sending of tenant messages.
@@ -435,6 +448,8 @@ func (c *Config) setDefaults() {
 	}
 	setDuration(&c.Delivery.Timeout, 15*time.Second)
 	setDuration(&c.Couriers.QuoteTimeout, 8*time.Second)
+	setDuration(&c.Payments.ReconcileAfter, 15*time.Minute)
+	setDuration(&c.Payments.ReconcileMaxAge, 72*time.Hour)
 	setDuration(&c.Couriers.PollInterval, 2*time.Minute)
 	if c.Delivery.MaxInFlightPerEndpoint == 0 {
 		c.Delivery.MaxInFlightPerEndpoint = 10

@@ -240,6 +240,7 @@ func (n *Normalizer) build(ctx context.Context, rec store.InboxRecord, evs []pro
 			if p.CorrelationID != "" {
 				correlation = p.CorrelationID
 			}
+			change.Events, change.Keep = []int{len(batch.Events)}, KeepStatusEvent(ev.Type)
 			batch.Payments = append(batch.Payments, change)
 		} else {
 			linked := false
@@ -307,6 +308,33 @@ func (n *Normalizer) paymentOf(ctx context.Context, rec store.InboxRecord, ev pr
 		return store.PaymentChange{PaymentID: p.ID, Apply: applier(ev.Type, data)}, p, true
 	}
 	return store.PaymentChange{}, store.Payment{}, false
+}
+
+// KeepStatusEvent returns, for an event that announces a payment's final
+// status (confirmed, failed, cancelled), the check that keeps it only when
+// the payment is not in that status yet: the customer's return, the
+// reconciliation job and the provider's webhook may all see the change, and
+// the tenant hears of it once. Other types are always kept (nil).
+func KeepStatusEvent(typ string) func(*store.Payment) bool {
+	var target []payments.Status
+	switch typ {
+	case "payment.confirmed":
+		target = []payments.Status{payments.StatusSucceeded, payments.StatusRefunded}
+	case "payment.failed":
+		target = []payments.Status{payments.StatusFailed}
+	case "payment.cancelled":
+		target = []payments.Status{payments.StatusCancelled}
+	default:
+		return nil
+	}
+	return func(p *store.Payment) bool {
+		for _, s := range target {
+			if payments.Status(p.Status) == s {
+				return false
+			}
+		}
+		return true
+	}
 }
 
 // applier returns how a payment event changes the gateway's record.

@@ -42,7 +42,7 @@ func (s *Service) Capture(ctx context.Context, t *tenant.Tenant, id, opID string
 	if err != nil {
 		return store.Payment{}, err
 	}
-	return s.update(ctx, t, id, func(p *store.Payment) { apply(p, got) })
+	return s.settle(ctx, t.ID, id, func(p *store.Payment) { apply(p, got) })
 }
 
 // Cancel cancels a payment before capture as operation opID.
@@ -69,5 +69,5 @@ func (s *Service) Cancel(ctx context.Context, t *tenant.Tenant, id, opID, reason
 	if err != nil {
 		return store.Payment{}, err
 	}
-	return s.update(ctx, t, id, func(p *store.Payment) { apply(p, got) })
+	return s.settle(ctx, t.ID, id, func(p *store.Payment) { apply(p, got) })
 }

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/pipecore/pipecore/core/internal/audit"
-	"github.com/pipecore/pipecore/core/internal/event"
 	"github.com/pipecore/pipecore/core/internal/plugincall"
 	"github.com/pipecore/pipecore/core/internal/store"
 	"github.com/pipecore/pipecore/core/internal/tenant"
@@ -60,6 +59,8 @@ type Config struct {
 	// which completes the payment (e.g. Transbank's commit) and then
 	// redirects to the tenant's return_url.
 	PublicURL string
+	// Reconcile configures the job that re-reads unsettled payments.
+	Reconcile Reconcile
 	// Notify is called after events were recorded, to wake the dispatcher.
 	// Nil means no one is told (the dispatcher's scan still finds them).
 	Notify func()
@@ -84,6 +85,12 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.Notify == nil {
 		cfg.Notify = func() {}
+	}
+	if cfg.Reconcile.After == 0 {
+		cfg.Reconcile.After = 15 * time.Minute
+	}
+	if cfg.Reconcile.MaxAge == 0 {
+		cfg.Reconcile.MaxAge = 72 * time.Hour
 	}
 	return &Service{cfg: cfg}, nil
 }
@@ -218,6 +225,12 @@ func (s *Service) Create(ctx context.Context, t *tenant.Tenant, opID string, in 
 		p, err = s.cfg.Store.UpdatePayment(ctx, t.ID, id, func(old *store.Payment) error { apply(old, got); return nil })
 	case err == nil:
 		s.created(ctx, p)
+		s.schedule(ctx, p)
+		if typ := statusEvent(p.Status); typ != "" {
+			// Final at creation (e.g. a direct card payment): announce it
+			// too; a webhook saying the same later is not news.
+			s.emit(ctx, p, typ, nil)
+		}
 	}
 	if err != nil {
 		return Result{}, fmt.Errorf("payment: store %s: %w", id, err)
@@ -234,22 +247,9 @@ func (s *Service) created(ctx context.Context, p store.Payment) {
 // for the tenant's endpoints and wakes the dispatcher. The payment exists
 // either way: a failure here is logged, not returned.
 func (s *Service) emit(ctx context.Context, p store.Payment, typ string, extra map[string]any) {
-	data := map[string]any{
-		"payment_id": p.ID, "provider_payment_id": p.ProviderPaymentID, "status": p.Status,
-		"amount": map[string]any{"amount": p.Amount, "currency": p.Currency}, "reference": p.Reference,
-		"method": p.Method,
-	}
-	if p.Customer != nil {
-		data["customer"] = p.Customer
-	}
-	for k, v := range extra {
-		data[k] = v
-	}
-	now := s.cfg.Now().UTC().Truncate(time.Microsecond)
-	ev, err := event.New(p.TenantID, p.Provider, typ, now, p.CorrelationID, data)
+	ev, err := s.render(p, typ, extra)
 	if err == nil {
-		ev.Subject, ev.PaymentID, ev.CreatedAt = p.ProviderPaymentID, p.ID, now
-		_, err = s.cfg.Store.RecordEvents(ctx, store.EventBatch{TenantID: p.TenantID, Events: []store.Event{ev}, Now: now})
+		_, err = s.cfg.Store.RecordEvents(ctx, store.EventBatch{TenantID: p.TenantID, Events: []store.Event{ev}, Now: ev.CreatedAt})
 	}
 	if err != nil {
 		s.cfg.Logger.Error("payment event lost", "type", typ, "tenant", p.TenantID, "payment", p.ID, "error", err)
@@ -279,7 +279,7 @@ func (s *Service) Get(ctx context.Context, t *tenant.Tenant, id string, refresh 
 	if err != nil {
 		return store.Payment{}, err
 	}
-	return s.update(ctx, t, id, func(p *store.Payment) { apply(p, got) })
+	return s.settle(ctx, t.ID, id, func(p *store.Payment) { apply(p, got) })
 }
 
 // Refund refunds amount (zero: everything not yet refunded) of the
@@ -317,18 +317,24 @@ func (s *Service) Refund(ctx context.Context, t *tenant.Tenant, id, opID string,
 	if err != nil {
 		return store.Payment{}, err
 	}
-	return s.update(ctx, t, id, func(p *store.Payment) {
+	refunded := amount
+	if got.Amount.Amount > 0 {
+		refunded = got.Amount.Amount
+	}
+	out, err := s.update(ctx, t, id, func(p *store.Payment) {
 		// The gateway's record counts what it asked for: providers answer
 		// with their own view, which fakes and sandboxes do not keep.
-		refunded := amount
-		if got.Amount.Amount > 0 {
-			refunded = got.Amount.Amount
-		}
 		p.AmountRefunded = min(p.Amount, p.AmountRefunded+refunded)
 		if p.AmountRefunded == p.Amount {
 			p.Status = string(payments.StatusRefunded)
 		}
 	})
+	if err == nil && pp.Info().Webhook == nil {
+		// A provider without webhooks (Transbank) will never tell: the
+		// refund's answer is the news.
+		s.emit(ctx, out, "payment.refunded", map[string]any{"refunded_amount": refunded, "refund_id": got.ID, "partial": out.AmountRefunded < out.Amount})
+	}
+	return out, err
 }
 
 func (s *Service) load(ctx context.Context, t *tenant.Tenant, id string) (store.Payment, error) {

@@ -52,7 +52,6 @@ func (s *Service) Return(ctx context.Context, t *tenant.Tenant, prov string, par
 	if err != nil {
 		return Returned{}, err
 	}
-	before := p.Status
 	token, aborted := params["token_ws"], params["TBK_TOKEN"]
 	failure := "aborted"
 	if token == "" && aborted == "" && params["TBK_ORDEN_COMPRA"] != "" {
@@ -63,7 +62,7 @@ func (s *Service) Return(ctx context.Context, t *tenant.Tenant, prov string, par
 	case aborted != "":
 		// Aborted, timed out, or an error after the form (token_ws and
 		// TBK_TOKEN both present): never commit.
-		p, err = s.update(ctx, t, p.ID, func(p *store.Payment) {
+		p, err = s.settle(ctx, t.ID, p.ID, func(p *store.Payment) {
 			if p.Status == string(payments.StatusRequiresAction) || p.Status == string(payments.StatusPending) {
 				p.Status, p.FailureCode, p.FailureMessage = string(payments.StatusFailed), failure, "the buyer did not complete the payment ("+failure+")"
 			}
@@ -88,7 +87,7 @@ func (s *Service) Return(ctx context.Context, t *tenant.Tenant, prov string, par
 			return got, err
 		})
 		if err == nil {
-			p, err = s.update(ctx, t, p.ID, func(p *store.Payment) { apply(p, got) })
+			p, err = s.settle(ctx, t.ID, p.ID, func(p *store.Payment) { apply(p, got) })
 		}
 		if err != nil {
 			s.cfg.Logger.Warn("confirm on return failed; the customer goes back with the current status", "tenant", t.ID, "payment", p.ID, "error", err)
@@ -96,16 +95,6 @@ func (s *Service) Return(ctx context.Context, t *tenant.Tenant, prov string, par
 	default:
 		if refreshed, err := s.Get(ctx, t, p.ID, true); err == nil {
 			p = refreshed
-		}
-	}
-	if (token != "" || aborted != "") && p.Status != before {
-		switch payments.Status(p.Status) {
-		case payments.StatusSucceeded:
-			s.emit(ctx, p, "payment.confirmed", nil)
-		case payments.StatusFailed:
-			s.emit(ctx, p, "payment.failed", map[string]any{"failure_code": p.FailureCode, "failure_message": p.FailureMessage})
-		case payments.StatusCancelled:
-			s.emit(ctx, p, "payment.cancelled", nil)
 		}
 	}
 	return Returned{Payment: p, Redirect: withParams(p.ReturnURL, p.ID, p.Status)}, nil

@@ -135,6 +135,11 @@ func (b *Bolt) RecordEvents(ctx context.Context, r EventBatch) ([]Delivery, erro
 		if pc.PaymentID == "" || pc.Apply == nil {
 			return nil, fmt.Errorf("%w: payment change %d needs a payment id and Apply", ErrInvalid, i)
 		}
+		for _, ei := range pc.Events {
+			if ei < 0 || ei >= len(events) {
+				return nil, fmt.Errorf("%w: payment change %d names event %d of %d", ErrInvalid, i, ei, len(events))
+			}
+		}
 	}
 	for i, rc := range r.Resources {
 		if rc.Kind == "" || rc.ID == "" || rc.Apply == nil {
@@ -186,22 +191,31 @@ func (b *Bolt) RecordEvents(ctx context.Context, r EventBatch) ([]Delivery, erro
 
 		// Payment changes. A rejected change after an accepted one has
 		// written: return it as an error, which rolls everything back.
+		drop := map[int]bool{}
 		for _, pc := range r.Payments {
-			apply := pc.Apply
+			apply, keep := pc.Apply, pc.Keep
 			_, oc, err := updatePaymentTx(tx, paymentKey(r.TenantID, pc.PaymentID), now, func(p *Payment) error {
+				if keep != nil && !keep(p) {
+					return errDropChange
+				}
 				apply(p)
 				return nil
 			})
 			if err != nil {
 				return err
 			}
-			if oc != nil && !errors.Is(oc, ErrNotFound) {
+			switch {
+			case oc == nil, errors.Is(oc, ErrNotFound):
+			case errors.Is(oc, errDropChange):
+				for _, ei := range pc.Events {
+					drop[ei] = true
+				}
+			default:
 				return fmt.Errorf("payment %s: %w", pc.PaymentID, oc)
 			}
 		}
 
 		// Resource changes decide which of their events stay.
-		drop := map[int]bool{}
 		for _, rc := range r.Resources {
 			apply, keep := rc.Apply, false
 			_, oc, err := updateResourceTx(tx, resourceKey(rc.Kind, r.TenantID, rc.ID), now, func(res *Resource) error {

@@ -203,9 +203,16 @@ type Event struct {
 
 // PaymentChange updates a payment as part of RecordEvents. Apply follows
 // UpdatePayment's rules for fn.
+//
+// Keep, when set, is asked first with the payment as stored: false drops
+// the batch's events listed in Events and skips Apply. This is how a
+// status change is announced once whether a webhook, the customer's
+// return or the reconciliation job saw it first.
 type PaymentChange struct {
 	PaymentID string
 	Apply     func(*Payment)
+	Keep      func(*Payment) bool
+	Events    []int
 }
 
 // EventBatch is the input of RecordEvents.

@@ -194,6 +194,33 @@ func testEventsAfter(t *testing.T, open func(t *testing.T) store.Store) {
 	}
 }
 
+// testPaymentKeep checks that a PaymentChange's Keep drops its events
+// atomically: the same status change announced twice is recorded once.
+func testPaymentKeep(t *testing.T, open func(t *testing.T) store.Store) {
+	ctx := context.Background()
+	st := open(t)
+	mustNoErr(t, st.CreatePayment(ctx, store.Payment{ID: "pay_1", TenantID: "t_a", Provider: "stripe", ProviderPaymentID: "pi_1", Status: "pending", Amount: 100, Currency: "CLP"}))
+	confirm := func() store.EventBatch {
+		return store.EventBatch{TenantID: "t_a", Now: base, Events: []store.Event{event("", "payment.confirmed", "pi_1", "pay_1")},
+			Payments: []store.PaymentChange{{PaymentID: "pay_1", Events: []int{0},
+				Keep:  func(p *store.Payment) bool { return p.Status != "succeeded" },
+				Apply: func(p *store.Payment) { p.Status = "succeeded" }}}}
+	}
+	for range 2 {
+		_, err := st.RecordEvents(ctx, confirm())
+		mustNoErr(t, err)
+	}
+	evs, _, err := st.ListEvents(ctx, "t_a", store.EventQuery{})
+	mustNoErr(t, err)
+	if len(evs) != 1 {
+		t.Fatalf("%d events, want 1", len(evs))
+	}
+	p, _ := st.GetPayment(ctx, "t_a", "pay_1")
+	if p.Status != "succeeded" {
+		t.Fatalf("status %q", p.Status)
+	}
+}
+
 func resourceIDs(rs []store.Resource) []string {
 	out := make([]string, len(rs))
 	for i, r := range rs {

@@ -28,6 +28,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Payments", func(t *testing.T) { t.Parallel(); testPayments(t, open) })
 	t.Run("Resources", func(t *testing.T) { t.Parallel(); testResources(t, open) })
 	t.Run("ResourceEvents", func(t *testing.T) { t.Parallel(); testResourceEvents(t, open) })
+	t.Run("PaymentKeep", func(t *testing.T) { t.Parallel(); testPaymentKeep(t, open) })
 	t.Run("EventsAfter", func(t *testing.T) { t.Parallel(); testEventsAfter(t, open) })
 	t.Run("PaymentsConcurrentUpdate", func(t *testing.T) { t.Parallel(); testConcurrentUpdate(t, open) })
 	t.Run("Idempotency", func(t *testing.T) { t.Parallel(); testIdempotency(t, open) })
