@@ -292,10 +292,18 @@ func serve(ctx context.Context, path string) error {
 		norm.Scan(pipeCtx, func(tenantID, id string) { _ = b.Publish(bus.TopicInbox, tenantID, id) })
 	}()
 	go func() { defer pipeline.Done(); g.sweep(pipeCtx) }()
-	pipeline.Add(1)
+	// The background jobs of the capabilities: delivery tracking, the
+	// message outbox and automations, payment reconciliation.
+	pipeline.Add(4)
 	go func() {
 		defer pipeline.Done()
 		couriers.Track(pipeCtx, min(time.Second, cfg.Couriers.PollInterval.Duration()))
+	}()
+	go func() { defer pipeline.Done(); msgs.Run(pipeCtx, 100*time.Millisecond) }()
+	go func() { defer pipeline.Done(); msgs.RunAutomations(pipeCtx, 100*time.Millisecond) }()
+	go func() {
+		defer pipeline.Done()
+		pay.RunReconcile(pipeCtx, g.tenants, min(time.Second, cfg.Payments.ReconcileAfter.Duration()))
 	}()
 
 	ingress := webhook.New(webhook.Config{

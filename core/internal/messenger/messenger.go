@@ -332,11 +332,12 @@ func (s *Service) Prepare(ctx context.Context, t *tenant.Tenant, in SendInput) (
 func normalizeAddress(channel, to string) (string, error) {
 	to = strings.TrimSpace(to)
 	if channel == "email" {
-		a, err := mail.ParseAddress(to)
-		if err != nil {
+		// Validated, but kept as the tenant wrote it: re-formatting would
+		// MIME-encode display names ("=?utf-8?q?…") for JSON APIs.
+		if _, err := mail.ParseAddress(to); err != nil || strings.ContainsAny(to, "\r\n") {
 			return "", &ValidationError{"to", "must be an RFC 5322 email address"}
 		}
-		return a.String(), nil
+		return to, nil
 	}
 	if !isE164(to) {
 		return "", &ValidationError{"to", "must be an E.164 phone number such as +56988888888"}
