@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -157,6 +158,25 @@ tenants:
 	}
 
 	id, token := create("order-1")
+	// The tenant's redirect_url is the gateway's checkout page: it posts
+	// token_ws to Webpay's form URL, as Transbank requires.
+	page := g.do("GET", "/v1/payments/"+id, tableflowKey, nil).json(t)["redirect_url"].(string)
+	if !strings.HasPrefix(page, g.url+"/checkout/tableflow/"+id) {
+		t.Fatalf("redirect_url = %q, want the gateway's checkout page", page)
+	}
+	pr, err := http.Get(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	html, _ := io.ReadAll(pr.Body)
+	pr.Body.Close()
+	if pr.StatusCode != 200 || !strings.Contains(string(html), `<form method="post" action="`+wp.srv.URL) ||
+		!strings.Contains(string(html), `name="token_ws" value="`+token+`"`) || !strings.HasPrefix(pr.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("checkout page: %d %s\n%s", pr.StatusCode, pr.Header.Get("Content-Type"), html)
+	}
+	if r, err := http.Get(g.url + "/checkout/otherco/" + id); err != nil || r.StatusCode != 404 {
+		t.Fatalf("checkout page under another tenant: %v %v", r, err)
+	}
 	resp := back(url.Values{"token_ws": {token}})
 	loc := resp.Header.Get("Location")
 	if resp.StatusCode != 303 || !strings.HasPrefix(loc, "https://tableflow.example/orders/order-1?") || !strings.Contains(loc, "status=succeeded") || !strings.Contains(loc, "payment_id="+id) {

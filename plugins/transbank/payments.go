@@ -27,13 +27,10 @@ const (
 	maxReturnURL = 255
 )
 
-// redirectTokenParam is how the payment's RedirectURL carries the token.
-// Webpay documents that the browser reaches the form url by a POST with the
-// field token_ws; a redirect is a GET, so RedirectURL is the form url with
-// token_ws in its query string. The gateway's redirect page renders an
-// auto-submitting POST form from it (url without the query, hidden field
-// token_ws); some community notes say a plain GET is also accepted in
-// integration, which is not verified.
+// redirectTokenParam is the form field that carries the token. Webpay
+// documents that the browser reaches the form url by a POST with the field
+// token_ws: the payment's RedirectURL is the form url and RedirectForm holds
+// token_ws, from which the gateway serves an auto-submitting form.
 const redirectTokenParam = "token_ws"
 
 // The return parameters Webpay sends to return_url (providers.md §3.3).
@@ -143,7 +140,7 @@ func (p *transbankProvider) CreatePayment(ctx context.Context, req payments.Crea
 			ID:          out.Token,
 			Status:      payments.StatusRequiresAction,
 			Amount:      req.Amount,
-			RedirectURL: redirectURL(out.URL, out.Token),
+			RedirectURL: out.URL, RedirectForm: map[string]string{redirectTokenParam: out.Token},
 		}, nil
 	})
 	return pmt, memoError(err)
@@ -416,18 +413,6 @@ func returnURL(req payments.CreateRequest) (string, error) {
 		return "", provider.Invalid(fmt.Errorf("transbank: return URL must be an absolute http(s) URL of at most %d bytes", maxReturnURL))
 	}
 	return back, nil
-}
-
-// redirectURL adds the token to Webpay's form url (see redirectTokenParam).
-func redirectURL(formURL, token string) string {
-	u, err := url.Parse(formURL)
-	if err != nil {
-		return formURL + "?" + redirectTokenParam + "=" + url.QueryEscape(token)
-	}
-	q := u.Query()
-	q.Set(redirectTokenParam, token)
-	u.RawQuery = q.Encode()
-	return u.String()
 }
 
 // memoKey scopes an idempotency key to the tenant and its commerce code.

@@ -4,7 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/url"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -91,9 +91,9 @@ func TestCreatePayment(t *testing.T) {
 				if got.Status != payments.StatusRequiresAction || len(got.ID) != 64 {
 					t.Errorf("payment = %+v, want requires_action with a 64-char token", got)
 				}
-				want := f.URL + "/webpayserver/initTransaction?token_ws=" + got.ID
-				if got.RedirectURL != want {
-					t.Errorf("RedirectURL = %q, want %q", got.RedirectURL, want)
+				want := f.URL + "/webpayserver/initTransaction"
+				if got.RedirectURL != want || got.RedirectForm["token_ws"] != got.ID {
+					t.Errorf("redirect = %q %v, want a POST of token_ws=%s to %q", got.RedirectURL, got.RedirectForm, got.ID, want)
 				}
 				if got.Amount != (provider.Money{Amount: 12990, Currency: "CLP"}) {
 					t.Errorf("Amount = %v", got.Amount)
@@ -301,7 +301,7 @@ func TestConfirm(t *testing.T) {
 			if tc.want.ID == "token" {
 				tc.want.ID = token
 			}
-			if got != tc.want {
+			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("Confirm =\n %+v\nwant\n %+v", got, tc.want)
 			}
 		})
@@ -325,7 +325,7 @@ func TestConfirmTwice(t *testing.T) {
 			if err != nil {
 				t.Fatalf("second Confirm: %v", err)
 			}
-			if first != second {
+			if !reflect.DeepEqual(first, second) {
 				t.Errorf("second Confirm = %+v, want %+v", second, first)
 			}
 			if puts, gets := len(f.callsTo(http.MethodPut, token)), len(f.callsTo(http.MethodGet, token)); puts != 2 || gets != 1 {
@@ -492,9 +492,8 @@ func TestWireConfirmAndRefund(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u, err := url.Parse(pmt.RedirectURL)
-	if err != nil || u.Query().Get("token_ws") != pmt.ID {
-		t.Fatalf("RedirectURL %q does not carry token_ws=%s", pmt.RedirectURL, pmt.ID)
+	if pmt.RedirectForm["token_ws"] != pmt.ID || pmt.RedirectURL == "" {
+		t.Fatalf("redirect %q %v does not post token_ws=%s (the form crossed the wire?)", pmt.RedirectURL, pmt.RedirectForm, pmt.ID)
 	}
 	got, err := confirmer.Confirm(testCtx(t), payments.ConfirmRequest{Tenant: tn, IdempotencyKey: "wire_c", Params: map[string]string{"token_ws": pmt.ID}})
 	if err != nil || got.Status != payments.StatusSucceeded || got.Method != "debit" {

@@ -163,6 +163,11 @@ type Payment struct {
 	// RedirectURL is where to send the customer when Status is
 	// StatusRequiresAction and the flow is a redirect.
 	RedirectURL string
+	// RedirectForm, when set, means the customer's browser must reach
+	// RedirectURL by an HTML form POST of these fields (Transbank Webpay's
+	// token_ws): the gateway then gives the tenant a URL of its own that
+	// serves an auto-submitting form.
+	RedirectForm map[string]string
 	// ClientSecret lets a front end finish the payment in an embedded flow
 	// (Stripe Elements). It is returned to the tenant, never logged.
 	ClientSecret string

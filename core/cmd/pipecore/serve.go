@@ -320,7 +320,7 @@ func serve(ctx context.Context, path string) error {
 	go func() { defer pipeline.Done(); touch.run(pipeCtx, g.store) }()
 	a, err := api.New(api.Config{
 		Tenants: g.tenants, Payments: pay, Couriers: couriers, Messages: msgs, Subscriptions: subs, Store: g.store, Logger: log,
-		MaxBodyBytes: int(cfg.HTTP.MaxBodyBytes), Ready: g.ready,
+		MaxBodyBytes: int(cfg.HTTP.MaxBodyBytes), Ready: g.ready, PublicURL: cfg.PublicURL,
 		Notifier: notifier{bus: b, disp: disp}, Webhooks: ingress, Metrics: met.Handler(),
 		RateLimit: ratelimit.New(cfg.Limits.TenantRPS, cfg.Limits.TenantBurst), EndpointPolicy: &policy,
 		Admin: adm, KeyUsed: touch.used,

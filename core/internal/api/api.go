@@ -65,6 +65,8 @@ type Config struct {
 	// Ready reports whether the gateway can serve (storage open, plugins
 	// healthy) and why not, for /readyz.
 	Ready func(ctx context.Context) (ok bool, detail any)
+	// PublicURL is the gateway's public base URL (checkout pages).
+	PublicURL string
 	// MaxBodyBytes caps API request bodies. Zero means 1 MiB.
 	MaxBodyBytes int
 	// IdempotencyTTL is how long a key's response is kept. Zero means 24h.
@@ -168,6 +170,7 @@ func New(cfg Config) (*API, error) {
 	a.r.PATCH("/v1/endpoints/{id}", a.auth(a.updateEndpoint))
 	a.r.DELETE("/v1/endpoints/{id}", a.auth(a.deleteEndpoint))
 	a.r.POST("/v1/endpoints/{id}/rotate-secret", a.auth(a.rotateSecret))
+	a.r.GET("/checkout/{tenant}/{id}", a.checkout)
 	a.r.GET("/return/{provider}/{tenant}", a.paymentReturn)
 	a.r.POST("/return/{provider}/{tenant}", a.paymentReturn)
 	if cfg.Webhooks != nil {

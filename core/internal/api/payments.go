@@ -48,11 +48,11 @@ type paymentJSON struct {
 	UpdatedAt         time.Time         `json:"updated_at"`
 }
 
-func viewPayment(p store.Payment, clientSecret string) paymentJSON {
+func (a *API) viewPayment(p store.Payment, clientSecret string) paymentJSON {
 	return paymentJSON{
 		ID: p.ID, Provider: p.Provider, ProviderPaymentID: p.ProviderPaymentID, Status: p.Status,
 		Amount: p.Amount, Currency: p.Currency, AmountRefunded: p.AmountRefunded, Reference: p.Reference,
-		Description: p.Description, ReturnURL: p.ReturnURL, RedirectURL: p.RedirectURL, ClientSecret: clientSecret,
+		Description: p.Description, ReturnURL: p.ReturnURL, RedirectURL: payment.CheckoutURL(a.cfg.PublicURL, p), ClientSecret: clientSecret,
 		Method: p.Method, FailureCode: p.FailureCode, FailureMessage: p.FailureMessage,
 		Customer: p.Customer, Metadata: p.Metadata, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt,
 	}
@@ -79,7 +79,7 @@ func (a *API) createPayment(ctx *fasthttp.RequestCtx, t *tenant.Tenant) {
 		if err != nil {
 			return failureResponse(classify(err, secretsOf(t, in.Provider)))
 		}
-		return jsonResponse(fasthttp.StatusCreated, viewPayment(res.Payment, res.ClientSecret))
+		return jsonResponse(fasthttp.StatusCreated, a.viewPayment(res.Payment, res.ClientSecret))
 	})
 }
 
@@ -99,7 +99,7 @@ func (a *API) getPayment(ctx *fasthttp.RequestCtx, t *tenant.Tenant) {
 		a.writeFailure(ctx, t, "", err)
 		return
 	}
-	httpserver.WriteJSON(ctx, fasthttp.StatusOK, viewPayment(p, ""))
+	httpserver.WriteJSON(ctx, fasthttp.StatusOK, a.viewPayment(p, ""))
 }
 
 // refundRequest is the body of POST /v1/payments/{id}/refunds.
@@ -133,7 +133,7 @@ func (a *API) onPayment(ctx *fasthttp.RequestCtx, t *tenant.Tenant, action strin
 		if err != nil {
 			return failureResponse(classify(err, secretsOf(t, "")))
 		}
-		return jsonResponse(fasthttp.StatusOK, viewPayment(p, ""))
+		return jsonResponse(fasthttp.StatusOK, a.viewPayment(p, ""))
 	})
 }
 

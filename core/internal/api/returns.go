@@ -1,11 +1,13 @@
 package api
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/pipecore/pipecore/core/internal/httpserver"
 	"github.com/pipecore/pipecore/core/internal/payment"
 )
 
@@ -44,4 +46,33 @@ func (a *API) paymentReturn(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	ctx.Redirect(res.Redirect, fasthttp.StatusSeeOther)
+}
+
+// checkout serves GET /checkout/{tenant}/{id}: the page that posts the
+// provider's form (Transbank's token_ws) from the customer's browser. It
+// needs no API key (the customer's browser opens it); an unknown tenant,
+// payment or one without a form answers the same 404.
+func (a *API) checkout(ctx *fasthttp.RequestCtx) {
+	tid, _ := ctx.UserValue("tenant").(string)
+	id, _ := ctx.UserValue("id").(string)
+	t, ok := a.cfg.Tenants.Get(tid)
+	if !ok || t.Disabled {
+		httpserver.WriteError(ctx, fasthttp.StatusNotFound, "not_found", "no such checkout")
+		return
+	}
+	var b bytes.Buffer
+	if err := a.cfg.Payments.WriteCheckout(requestContext(ctx), t, id, &b); err != nil {
+		if errors.Is(err, payment.ErrNotFound) {
+			httpserver.WriteError(ctx, fasthttp.StatusNotFound, "not_found", "no such checkout")
+			return
+		}
+		a.writeFailure(ctx, t, "", err)
+		return
+	}
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	ctx.Response.Header.Set("Referrer-Policy", "no-referrer")
+	ctx.Response.Header.Set("Content-Security-Policy", "default-src 'none'; script-src 'unsafe-inline'; form-action http: https:; style-src 'unsafe-inline'")
+	ctx.SetContentType("text/html; charset=utf-8")
+	ctx.SetStatusCode(fasthttp.StatusOK)
+	ctx.SetBody(b.Bytes())
 }

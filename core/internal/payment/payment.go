@@ -240,7 +240,7 @@ func (s *Service) Create(ctx context.Context, t *tenant.Tenant, opID string, in 
 
 // created records the payment.created event for the tenant's endpoints.
 func (s *Service) created(ctx context.Context, p store.Payment) {
-	s.emit(ctx, p, "payment.created", map[string]any{"redirect_url": p.RedirectURL})
+	s.emit(ctx, p, "payment.created", map[string]any{"redirect_url": CheckoutURL(s.cfg.PublicURL, p)})
 }
 
 // emit records one payment event (the payment's own fields plus extra)
@@ -434,7 +434,7 @@ func apply(p *store.Payment, got payments.Payment) {
 		p.AmountRefunded = got.AmountRefunded
 	}
 	if got.RedirectURL != "" {
-		p.RedirectURL = got.RedirectURL
+		p.RedirectURL, p.RedirectForm = got.RedirectURL, got.RedirectForm
 	}
 	if got.Method != "" {
 		p.Method = got.Method

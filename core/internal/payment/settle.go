@@ -72,6 +72,9 @@ func (s *Service) render(p store.Payment, typ string, extra map[string]any) (sto
 	if p.Customer != nil {
 		data["customer"] = p.Customer
 	}
+	if s.cfg.PublicURL != "" && len(p.RedirectForm) > 0 {
+		data["redirect_url"] = CheckoutURL(s.cfg.PublicURL, p)
+	}
 	if typ == "payment.failed" {
 		data["failure_code"], data["failure_message"] = p.FailureCode, p.FailureMessage
 	}

@@ -131,26 +131,29 @@ type Store interface {
 
 // Payment is the gateway's record of one payment.
 type Payment struct {
-	ID                string            `json:"id"` // "pay_…"
-	TenantID          string            `json:"tenant_id"`
-	Provider          string            `json:"provider"`
-	ProviderPaymentID string            `json:"provider_payment_id,omitempty"`
-	Status            string            `json:"status"`
-	Amount            int64             `json:"amount"` // minor units
-	Currency          string            `json:"currency"`
-	AmountRefunded    int64             `json:"amount_refunded,omitempty"`
-	Reference         string            `json:"reference,omitempty"`
-	Description       string            `json:"description,omitempty"`
-	ReturnURL         string            `json:"return_url,omitempty"`
-	RedirectURL       string            `json:"redirect_url,omitempty"`
-	Method            string            `json:"method,omitempty"`
-	FailureCode       string            `json:"failure_code,omitempty"`
-	FailureMessage    string            `json:"failure_message,omitempty"`
-	Customer          *Customer         `json:"customer,omitempty"`
-	Metadata          map[string]string `json:"metadata,omitempty"`
-	CorrelationID     string            `json:"correlation_id,omitempty"`
-	CreatedAt         time.Time         `json:"created_at"`
-	UpdatedAt         time.Time         `json:"updated_at"`
+	ID                string `json:"id"` // "pay_…"
+	TenantID          string `json:"tenant_id"`
+	Provider          string `json:"provider"`
+	ProviderPaymentID string `json:"provider_payment_id,omitempty"`
+	Status            string `json:"status"`
+	Amount            int64  `json:"amount"` // minor units
+	Currency          string `json:"currency"`
+	AmountRefunded    int64  `json:"amount_refunded,omitempty"`
+	Reference         string `json:"reference,omitempty"`
+	Description       string `json:"description,omitempty"`
+	ReturnURL         string `json:"return_url,omitempty"`
+	RedirectURL       string `json:"redirect_url,omitempty"`
+	// RedirectForm, when set, are the fields the customer's browser must
+	// POST to RedirectURL; the gateway serves the form (see payment).
+	RedirectForm   map[string]string `json:"redirect_form,omitempty"`
+	Method         string            `json:"method,omitempty"`
+	FailureCode    string            `json:"failure_code,omitempty"`
+	FailureMessage string            `json:"failure_message,omitempty"`
+	Customer       *Customer         `json:"customer,omitempty"`
+	Metadata       map[string]string `json:"metadata,omitempty"`
+	CorrelationID  string            `json:"correlation_id,omitempty"`
+	CreatedAt      time.Time         `json:"created_at"`
+	UpdatedAt      time.Time         `json:"updated_at"`
 }
 
 // Customer is who pays. Every field is optional.

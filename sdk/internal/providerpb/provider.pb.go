@@ -1318,6 +1318,7 @@ type Payment struct {
 	FailureCode     string                 `protobuf:"bytes,8,opt,name=failure_code,json=failureCode,proto3" json:"failure_code,omitempty"`
 	FailureMessage  string                 `protobuf:"bytes,9,opt,name=failure_message,json=failureMessage,proto3" json:"failure_message,omitempty"`
 	CreatedAtUnixMs int64                  `protobuf:"varint,10,opt,name=created_at_unix_ms,json=createdAtUnixMs,proto3" json:"created_at_unix_ms,omitempty"`
+	RedirectForm    map[string]string      `protobuf:"bytes,11,rep,name=redirect_form,json=redirectForm,proto3" json:"redirect_form,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -1420,6 +1421,13 @@ func (x *Payment) GetCreatedAtUnixMs() int64 {
 		return x.CreatedAtUnixMs
 	}
 	return 0
+}
+
+func (x *Payment) GetRedirectForm() map[string]string {
+	if x != nil {
+		return x.RedirectForm
+	}
+	return nil
 }
 
 type Plan struct {
@@ -3122,7 +3130,7 @@ const file_pipecore_provider_v1_provider_proto_rawDesc = "" +
 	"\x04call\x18\x01 \x01(\v2!.pipecore.provider.v1.CallContextR\x04call\x12'\n" +
 	"\x0fidempotency_key\x18\x02 \x01(\tR\x0eidempotencyKey\x12\x0e\n" +
 	"\x02id\x18\x03 \x01(\tR\x02id\x12\x16\n" +
-	"\x06reason\x18\x04 \x01(\tR\x06reason\"\xe8\x02\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"\xff\x03\n" +
 	"\aPayment\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06status\x18\x02 \x01(\tR\x06status\x123\n" +
@@ -3134,7 +3142,11 @@ const file_pipecore_provider_v1_provider_proto_rawDesc = "" +
 	"\ffailure_code\x18\b \x01(\tR\vfailureCode\x12'\n" +
 	"\x0ffailure_message\x18\t \x01(\tR\x0efailureMessage\x12+\n" +
 	"\x12created_at_unix_ms\x18\n" +
-	" \x01(\x03R\x0fcreatedAtUnixMs\"\x97\x01\n" +
+	" \x01(\x03R\x0fcreatedAtUnixMs\x12T\n" +
+	"\rredirect_form\x18\v \x03(\v2/.pipecore.provider.v1.Payment.RedirectFormEntryR\fredirectForm\x1a?\n" +
+	"\x11RedirectFormEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x97\x01\n" +
 	"\x04Plan\x12\x17\n" +
 	"\aplan_id\x18\x01 \x01(\tR\x06planId\x123\n" +
 	"\x06amount\x18\x02 \x01(\v2\x1b.pipecore.provider.v1.MoneyR\x06amount\x12\x1a\n" +
@@ -3296,7 +3308,7 @@ func file_pipecore_provider_v1_provider_proto_rawDescGZIP() []byte {
 }
 
 var file_pipecore_provider_v1_provider_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_pipecore_provider_v1_provider_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
+var file_pipecore_provider_v1_provider_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
 var file_pipecore_provider_v1_provider_proto_goTypes = []any{
 	(ErrorDetail_Kind)(0),             // 0: pipecore.provider.v1.ErrorDetail.Kind
 	(*CallContext)(nil),               // 1: pipecore.provider.v1.CallContext
@@ -3347,6 +3359,7 @@ var file_pipecore_provider_v1_provider_proto_goTypes = []any{
 	nil,                               // 46: pipecore.provider.v1.ParseWebhookRequest.QueryEntry
 	nil,                               // 47: pipecore.provider.v1.CreatePaymentRequest.MetadataEntry
 	nil,                               // 48: pipecore.provider.v1.ConfirmRequest.ParamsEntry
+	nil,                               // 49: pipecore.provider.v1.Payment.RedirectFormEntry
 }
 var file_pipecore_provider_v1_provider_proto_depIdxs = []int32{
 	42, // 0: pipecore.provider.v1.CallContext.settings:type_name -> pipecore.provider.v1.CallContext.SettingsEntry
@@ -3372,75 +3385,76 @@ var file_pipecore_provider_v1_provider_proto_depIdxs = []int32{
 	48, // 20: pipecore.provider.v1.ConfirmRequest.params:type_name -> pipecore.provider.v1.ConfirmRequest.ParamsEntry
 	1,  // 21: pipecore.provider.v1.CancelRequest.call:type_name -> pipecore.provider.v1.CallContext
 	2,  // 22: pipecore.provider.v1.Payment.amount:type_name -> pipecore.provider.v1.Money
-	2,  // 23: pipecore.provider.v1.Plan.amount:type_name -> pipecore.provider.v1.Money
-	1,  // 24: pipecore.provider.v1.CreateSubscriptionRequest.call:type_name -> pipecore.provider.v1.CallContext
-	20, // 25: pipecore.provider.v1.CreateSubscriptionRequest.plan:type_name -> pipecore.provider.v1.Plan
-	12, // 26: pipecore.provider.v1.CreateSubscriptionRequest.customer:type_name -> pipecore.provider.v1.Customer
-	1,  // 27: pipecore.provider.v1.GetSubscriptionRequest.call:type_name -> pipecore.provider.v1.CallContext
-	2,  // 28: pipecore.provider.v1.Refund.amount:type_name -> pipecore.provider.v1.Money
-	19, // 29: pipecore.provider.v1.Refund.payment:type_name -> pipecore.provider.v1.Payment
-	25, // 30: pipecore.provider.v1.Stop.address:type_name -> pipecore.provider.v1.Address
-	26, // 31: pipecore.provider.v1.Stop.location:type_name -> pipecore.provider.v1.Location
-	27, // 32: pipecore.provider.v1.Stop.contact:type_name -> pipecore.provider.v1.Contact
-	2,  // 33: pipecore.provider.v1.Item.price:type_name -> pipecore.provider.v1.Money
-	1,  // 34: pipecore.provider.v1.QuoteRequest.call:type_name -> pipecore.provider.v1.CallContext
-	28, // 35: pipecore.provider.v1.QuoteRequest.pickup:type_name -> pipecore.provider.v1.Stop
-	28, // 36: pipecore.provider.v1.QuoteRequest.dropoff:type_name -> pipecore.provider.v1.Stop
-	29, // 37: pipecore.provider.v1.QuoteRequest.items:type_name -> pipecore.provider.v1.Item
-	2,  // 38: pipecore.provider.v1.Quote.fee:type_name -> pipecore.provider.v1.Money
-	1,  // 39: pipecore.provider.v1.CreateShipmentRequest.call:type_name -> pipecore.provider.v1.CallContext
-	28, // 40: pipecore.provider.v1.CreateShipmentRequest.pickup:type_name -> pipecore.provider.v1.Stop
-	28, // 41: pipecore.provider.v1.CreateShipmentRequest.dropoff:type_name -> pipecore.provider.v1.Stop
-	29, // 42: pipecore.provider.v1.CreateShipmentRequest.items:type_name -> pipecore.provider.v1.Item
-	1,  // 43: pipecore.provider.v1.GetShipmentRequest.call:type_name -> pipecore.provider.v1.CallContext
-	1,  // 44: pipecore.provider.v1.CancelShipmentRequest.call:type_name -> pipecore.provider.v1.CallContext
-	26, // 45: pipecore.provider.v1.Courier.location:type_name -> pipecore.provider.v1.Location
-	2,  // 46: pipecore.provider.v1.Shipment.fee:type_name -> pipecore.provider.v1.Money
-	35, // 47: pipecore.provider.v1.Shipment.courier:type_name -> pipecore.provider.v1.Courier
-	36, // 48: pipecore.provider.v1.Shipment.proof:type_name -> pipecore.provider.v1.ProofOfDelivery
-	1,  // 49: pipecore.provider.v1.SendRequest.call:type_name -> pipecore.provider.v1.CallContext
-	38, // 50: pipecore.provider.v1.SendRequest.template:type_name -> pipecore.provider.v1.Template
-	39, // 51: pipecore.provider.v1.SendRequest.attachments:type_name -> pipecore.provider.v1.Attachment
-	6,  // 52: pipecore.provider.v1.WebhookSpec.VariantsEntry.value:type_name -> pipecore.provider.v1.WebhookSpec
-	8,  // 53: pipecore.provider.v1.ParseWebhookRequest.HeadersEntry.value:type_name -> pipecore.provider.v1.HeaderValues
-	8,  // 54: pipecore.provider.v1.ParseWebhookRequest.QueryEntry.value:type_name -> pipecore.provider.v1.HeaderValues
-	4,  // 55: pipecore.provider.v1.Plugin.GetInfo:input_type -> pipecore.provider.v1.GetInfoRequest
-	9,  // 56: pipecore.provider.v1.Plugin.ParseWebhook:input_type -> pipecore.provider.v1.ParseWebhookRequest
-	13, // 57: pipecore.provider.v1.Payments.CreatePayment:input_type -> pipecore.provider.v1.CreatePaymentRequest
-	14, // 58: pipecore.provider.v1.Payments.GetPayment:input_type -> pipecore.provider.v1.GetPaymentRequest
-	15, // 59: pipecore.provider.v1.Payments.RefundPayment:input_type -> pipecore.provider.v1.RefundRequest
-	16, // 60: pipecore.provider.v1.Payments.CapturePayment:input_type -> pipecore.provider.v1.CaptureRequest
-	17, // 61: pipecore.provider.v1.Payments.ConfirmPayment:input_type -> pipecore.provider.v1.ConfirmRequest
-	18, // 62: pipecore.provider.v1.Payments.CancelPayment:input_type -> pipecore.provider.v1.CancelRequest
-	21, // 63: pipecore.provider.v1.Payments.CreateSubscription:input_type -> pipecore.provider.v1.CreateSubscriptionRequest
-	22, // 64: pipecore.provider.v1.Payments.GetSubscription:input_type -> pipecore.provider.v1.GetSubscriptionRequest
-	18, // 65: pipecore.provider.v1.Payments.CancelSubscription:input_type -> pipecore.provider.v1.CancelRequest
-	30, // 66: pipecore.provider.v1.Delivery.QuoteDelivery:input_type -> pipecore.provider.v1.QuoteRequest
-	32, // 67: pipecore.provider.v1.Delivery.CreateShipment:input_type -> pipecore.provider.v1.CreateShipmentRequest
-	33, // 68: pipecore.provider.v1.Delivery.GetShipment:input_type -> pipecore.provider.v1.GetShipmentRequest
-	34, // 69: pipecore.provider.v1.Delivery.CancelShipment:input_type -> pipecore.provider.v1.CancelShipmentRequest
-	40, // 70: pipecore.provider.v1.Messaging.Send:input_type -> pipecore.provider.v1.SendRequest
-	7,  // 71: pipecore.provider.v1.Plugin.GetInfo:output_type -> pipecore.provider.v1.Info
-	11, // 72: pipecore.provider.v1.Plugin.ParseWebhook:output_type -> pipecore.provider.v1.ParseWebhookResponse
-	19, // 73: pipecore.provider.v1.Payments.CreatePayment:output_type -> pipecore.provider.v1.Payment
-	19, // 74: pipecore.provider.v1.Payments.GetPayment:output_type -> pipecore.provider.v1.Payment
-	24, // 75: pipecore.provider.v1.Payments.RefundPayment:output_type -> pipecore.provider.v1.Refund
-	19, // 76: pipecore.provider.v1.Payments.CapturePayment:output_type -> pipecore.provider.v1.Payment
-	19, // 77: pipecore.provider.v1.Payments.ConfirmPayment:output_type -> pipecore.provider.v1.Payment
-	19, // 78: pipecore.provider.v1.Payments.CancelPayment:output_type -> pipecore.provider.v1.Payment
-	23, // 79: pipecore.provider.v1.Payments.CreateSubscription:output_type -> pipecore.provider.v1.Subscription
-	23, // 80: pipecore.provider.v1.Payments.GetSubscription:output_type -> pipecore.provider.v1.Subscription
-	23, // 81: pipecore.provider.v1.Payments.CancelSubscription:output_type -> pipecore.provider.v1.Subscription
-	31, // 82: pipecore.provider.v1.Delivery.QuoteDelivery:output_type -> pipecore.provider.v1.Quote
-	37, // 83: pipecore.provider.v1.Delivery.CreateShipment:output_type -> pipecore.provider.v1.Shipment
-	37, // 84: pipecore.provider.v1.Delivery.GetShipment:output_type -> pipecore.provider.v1.Shipment
-	37, // 85: pipecore.provider.v1.Delivery.CancelShipment:output_type -> pipecore.provider.v1.Shipment
-	41, // 86: pipecore.provider.v1.Messaging.Send:output_type -> pipecore.provider.v1.Receipt
-	71, // [71:87] is the sub-list for method output_type
-	55, // [55:71] is the sub-list for method input_type
-	55, // [55:55] is the sub-list for extension type_name
-	55, // [55:55] is the sub-list for extension extendee
-	0,  // [0:55] is the sub-list for field type_name
+	49, // 23: pipecore.provider.v1.Payment.redirect_form:type_name -> pipecore.provider.v1.Payment.RedirectFormEntry
+	2,  // 24: pipecore.provider.v1.Plan.amount:type_name -> pipecore.provider.v1.Money
+	1,  // 25: pipecore.provider.v1.CreateSubscriptionRequest.call:type_name -> pipecore.provider.v1.CallContext
+	20, // 26: pipecore.provider.v1.CreateSubscriptionRequest.plan:type_name -> pipecore.provider.v1.Plan
+	12, // 27: pipecore.provider.v1.CreateSubscriptionRequest.customer:type_name -> pipecore.provider.v1.Customer
+	1,  // 28: pipecore.provider.v1.GetSubscriptionRequest.call:type_name -> pipecore.provider.v1.CallContext
+	2,  // 29: pipecore.provider.v1.Refund.amount:type_name -> pipecore.provider.v1.Money
+	19, // 30: pipecore.provider.v1.Refund.payment:type_name -> pipecore.provider.v1.Payment
+	25, // 31: pipecore.provider.v1.Stop.address:type_name -> pipecore.provider.v1.Address
+	26, // 32: pipecore.provider.v1.Stop.location:type_name -> pipecore.provider.v1.Location
+	27, // 33: pipecore.provider.v1.Stop.contact:type_name -> pipecore.provider.v1.Contact
+	2,  // 34: pipecore.provider.v1.Item.price:type_name -> pipecore.provider.v1.Money
+	1,  // 35: pipecore.provider.v1.QuoteRequest.call:type_name -> pipecore.provider.v1.CallContext
+	28, // 36: pipecore.provider.v1.QuoteRequest.pickup:type_name -> pipecore.provider.v1.Stop
+	28, // 37: pipecore.provider.v1.QuoteRequest.dropoff:type_name -> pipecore.provider.v1.Stop
+	29, // 38: pipecore.provider.v1.QuoteRequest.items:type_name -> pipecore.provider.v1.Item
+	2,  // 39: pipecore.provider.v1.Quote.fee:type_name -> pipecore.provider.v1.Money
+	1,  // 40: pipecore.provider.v1.CreateShipmentRequest.call:type_name -> pipecore.provider.v1.CallContext
+	28, // 41: pipecore.provider.v1.CreateShipmentRequest.pickup:type_name -> pipecore.provider.v1.Stop
+	28, // 42: pipecore.provider.v1.CreateShipmentRequest.dropoff:type_name -> pipecore.provider.v1.Stop
+	29, // 43: pipecore.provider.v1.CreateShipmentRequest.items:type_name -> pipecore.provider.v1.Item
+	1,  // 44: pipecore.provider.v1.GetShipmentRequest.call:type_name -> pipecore.provider.v1.CallContext
+	1,  // 45: pipecore.provider.v1.CancelShipmentRequest.call:type_name -> pipecore.provider.v1.CallContext
+	26, // 46: pipecore.provider.v1.Courier.location:type_name -> pipecore.provider.v1.Location
+	2,  // 47: pipecore.provider.v1.Shipment.fee:type_name -> pipecore.provider.v1.Money
+	35, // 48: pipecore.provider.v1.Shipment.courier:type_name -> pipecore.provider.v1.Courier
+	36, // 49: pipecore.provider.v1.Shipment.proof:type_name -> pipecore.provider.v1.ProofOfDelivery
+	1,  // 50: pipecore.provider.v1.SendRequest.call:type_name -> pipecore.provider.v1.CallContext
+	38, // 51: pipecore.provider.v1.SendRequest.template:type_name -> pipecore.provider.v1.Template
+	39, // 52: pipecore.provider.v1.SendRequest.attachments:type_name -> pipecore.provider.v1.Attachment
+	6,  // 53: pipecore.provider.v1.WebhookSpec.VariantsEntry.value:type_name -> pipecore.provider.v1.WebhookSpec
+	8,  // 54: pipecore.provider.v1.ParseWebhookRequest.HeadersEntry.value:type_name -> pipecore.provider.v1.HeaderValues
+	8,  // 55: pipecore.provider.v1.ParseWebhookRequest.QueryEntry.value:type_name -> pipecore.provider.v1.HeaderValues
+	4,  // 56: pipecore.provider.v1.Plugin.GetInfo:input_type -> pipecore.provider.v1.GetInfoRequest
+	9,  // 57: pipecore.provider.v1.Plugin.ParseWebhook:input_type -> pipecore.provider.v1.ParseWebhookRequest
+	13, // 58: pipecore.provider.v1.Payments.CreatePayment:input_type -> pipecore.provider.v1.CreatePaymentRequest
+	14, // 59: pipecore.provider.v1.Payments.GetPayment:input_type -> pipecore.provider.v1.GetPaymentRequest
+	15, // 60: pipecore.provider.v1.Payments.RefundPayment:input_type -> pipecore.provider.v1.RefundRequest
+	16, // 61: pipecore.provider.v1.Payments.CapturePayment:input_type -> pipecore.provider.v1.CaptureRequest
+	17, // 62: pipecore.provider.v1.Payments.ConfirmPayment:input_type -> pipecore.provider.v1.ConfirmRequest
+	18, // 63: pipecore.provider.v1.Payments.CancelPayment:input_type -> pipecore.provider.v1.CancelRequest
+	21, // 64: pipecore.provider.v1.Payments.CreateSubscription:input_type -> pipecore.provider.v1.CreateSubscriptionRequest
+	22, // 65: pipecore.provider.v1.Payments.GetSubscription:input_type -> pipecore.provider.v1.GetSubscriptionRequest
+	18, // 66: pipecore.provider.v1.Payments.CancelSubscription:input_type -> pipecore.provider.v1.CancelRequest
+	30, // 67: pipecore.provider.v1.Delivery.QuoteDelivery:input_type -> pipecore.provider.v1.QuoteRequest
+	32, // 68: pipecore.provider.v1.Delivery.CreateShipment:input_type -> pipecore.provider.v1.CreateShipmentRequest
+	33, // 69: pipecore.provider.v1.Delivery.GetShipment:input_type -> pipecore.provider.v1.GetShipmentRequest
+	34, // 70: pipecore.provider.v1.Delivery.CancelShipment:input_type -> pipecore.provider.v1.CancelShipmentRequest
+	40, // 71: pipecore.provider.v1.Messaging.Send:input_type -> pipecore.provider.v1.SendRequest
+	7,  // 72: pipecore.provider.v1.Plugin.GetInfo:output_type -> pipecore.provider.v1.Info
+	11, // 73: pipecore.provider.v1.Plugin.ParseWebhook:output_type -> pipecore.provider.v1.ParseWebhookResponse
+	19, // 74: pipecore.provider.v1.Payments.CreatePayment:output_type -> pipecore.provider.v1.Payment
+	19, // 75: pipecore.provider.v1.Payments.GetPayment:output_type -> pipecore.provider.v1.Payment
+	24, // 76: pipecore.provider.v1.Payments.RefundPayment:output_type -> pipecore.provider.v1.Refund
+	19, // 77: pipecore.provider.v1.Payments.CapturePayment:output_type -> pipecore.provider.v1.Payment
+	19, // 78: pipecore.provider.v1.Payments.ConfirmPayment:output_type -> pipecore.provider.v1.Payment
+	19, // 79: pipecore.provider.v1.Payments.CancelPayment:output_type -> pipecore.provider.v1.Payment
+	23, // 80: pipecore.provider.v1.Payments.CreateSubscription:output_type -> pipecore.provider.v1.Subscription
+	23, // 81: pipecore.provider.v1.Payments.GetSubscription:output_type -> pipecore.provider.v1.Subscription
+	23, // 82: pipecore.provider.v1.Payments.CancelSubscription:output_type -> pipecore.provider.v1.Subscription
+	31, // 83: pipecore.provider.v1.Delivery.QuoteDelivery:output_type -> pipecore.provider.v1.Quote
+	37, // 84: pipecore.provider.v1.Delivery.CreateShipment:output_type -> pipecore.provider.v1.Shipment
+	37, // 85: pipecore.provider.v1.Delivery.GetShipment:output_type -> pipecore.provider.v1.Shipment
+	37, // 86: pipecore.provider.v1.Delivery.CancelShipment:output_type -> pipecore.provider.v1.Shipment
+	41, // 87: pipecore.provider.v1.Messaging.Send:output_type -> pipecore.provider.v1.Receipt
+	72, // [72:88] is the sub-list for method output_type
+	56, // [56:72] is the sub-list for method input_type
+	56, // [56:56] is the sub-list for extension type_name
+	56, // [56:56] is the sub-list for extension extendee
+	0,  // [0:56] is the sub-list for field type_name
 }
 
 func init() { file_pipecore_provider_v1_provider_proto_init() }
@@ -3454,7 +3468,7 @@ func file_pipecore_provider_v1_provider_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pipecore_provider_v1_provider_proto_rawDesc), len(file_pipecore_provider_v1_provider_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   48,
+			NumMessages:   49,
 			NumExtensions: 0,
 			NumServices:   4,
 		},

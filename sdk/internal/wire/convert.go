@@ -180,6 +180,7 @@ func paymentPB(p payments.Payment) *pb.Payment {
 		Id: p.ID, Status: string(p.Status), Amount: moneyPB(p.Amount), AmountRefunded: p.AmountRefunded,
 		RedirectUrl: p.RedirectURL, ClientSecret: p.ClientSecret, Method: p.Method,
 		FailureCode: p.FailureCode, FailureMessage: p.FailureMessage, CreatedAtUnixMs: millis(p.CreatedAt),
+		RedirectForm: p.RedirectForm,
 	}
 }
 
@@ -188,6 +189,7 @@ func paymentFrom(m *pb.Payment) payments.Payment {
 		ID: m.GetId(), Status: payments.Status(m.GetStatus()), Amount: moneyFrom(m.GetAmount()), AmountRefunded: m.GetAmountRefunded(),
 		RedirectURL: m.GetRedirectUrl(), ClientSecret: m.GetClientSecret(), Method: m.GetMethod(),
 		FailureCode: m.GetFailureCode(), FailureMessage: m.GetFailureMessage(), CreatedAt: fromMillis(m.GetCreatedAtUnixMs()),
+		RedirectForm: m.GetRedirectForm(),
 	}
 }
 
