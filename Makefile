@@ -10,7 +10,7 @@ GO           ?= go
 BIN          ?= $(CURDIR)/bin
 GOBIN        := $(shell $(GO) env GOPATH)/bin
 VERSION      ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-MODULES      := sdk core e2e $(wildcard plugins/*)
+MODULES      := sdk core e2e $(wildcard plugins/*) examples/manual
 PLUGINS      := $(notdir $(wildcard plugins/*))
 
 STRIPE_MOCK_VERSION      := v0.203.0
