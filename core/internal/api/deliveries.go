@@ -1,8 +1,6 @@
 package api
 
 import (
-	"strconv"
-
 	"github.com/valyala/fasthttp"
 
 	"github.com/pipecore/pipecore/core/internal/courier"
@@ -56,14 +54,9 @@ func (a *API) createDelivery(ctx *fasthttp.RequestCtx, t *tenant.Tenant) {
 
 func (a *API) getDelivery(ctx *fasthttp.RequestCtx, t *tenant.Tenant) {
 	id, _ := ctx.UserValue("id").(string)
-	refresh := false
-	if v := ctx.QueryArgs().Peek("refresh"); len(v) > 0 {
-		b, err := strconv.ParseBool(string(v))
-		if err != nil {
-			httpserver.WriteError(ctx, fasthttp.StatusBadRequest, "invalid_request", "refresh must be true or false")
-			return
-		}
-		refresh = b
+	refresh, ok := refreshParam(ctx)
+	if !ok {
+		return
 	}
 	d, err := a.cfg.Couriers.Get(requestContext(ctx), t, id, refresh)
 	if err != nil {

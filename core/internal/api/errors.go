@@ -16,6 +16,7 @@ import (
 	"github.com/pipecore/pipecore/core/internal/store"
 	"github.com/pipecore/pipecore/core/internal/subscription"
 	"github.com/pipecore/pipecore/core/internal/tenant"
+	"github.com/pipecore/pipecore/core/internal/validation"
 	"github.com/pipecore/pipecore/sdk/provider"
 )
 
@@ -32,25 +33,14 @@ type failure struct {
 // passed on with the tenant's secrets scrubbed; internal errors are not.
 func classify(err error, secrets []string) failure {
 	msg := audit.Scrub(err.Error(), secrets)
-	var (
-		verr *payment.ValidationError
-		cerr *courier.ValidationError
-		merr *messenger.ValidationError
-		serr *subscription.ValidationError
-	)
+	var verr *validation.Error
 	switch {
 	case errors.As(err, &verr):
 		return failure{status: fasthttp.StatusBadRequest, detail: httpserver.ErrorDetail{Code: "invalid_request", Message: verr.Error()}}
-	case errors.As(err, &cerr):
-		return failure{status: fasthttp.StatusBadRequest, detail: httpserver.ErrorDetail{Code: "invalid_request", Message: cerr.Error()}}
-	case errors.As(err, &serr):
-		return failure{status: fasthttp.StatusBadRequest, detail: httpserver.ErrorDetail{Code: "invalid_request", Message: serr.Error()}}
 	case errors.Is(err, subscription.ErrNotFound):
 		return failure{status: fasthttp.StatusNotFound, detail: httpserver.ErrorDetail{Code: "not_found", Message: "no such subscription"}}
 	case errors.Is(err, subscription.ErrNoProvider):
 		return failure{status: fasthttp.StatusBadRequest, detail: httpserver.ErrorDetail{Code: "provider_not_enabled", Message: msg}}
-	case errors.As(err, &merr):
-		return failure{status: fasthttp.StatusBadRequest, detail: httpserver.ErrorDetail{Code: "invalid_request", Message: merr.Error()}}
 	case errors.Is(err, messenger.ErrNotFound):
 		return failure{status: fasthttp.StatusNotFound, detail: httpserver.ErrorDetail{Code: "not_found", Message: msg}}
 	case errors.Is(err, messenger.ErrNoProvider):

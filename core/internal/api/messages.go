@@ -62,6 +62,21 @@ func (a *API) listMessages(ctx *fasthttp.RequestCtx, t *tenant.Tenant) {
 	httpserver.WriteJSON(ctx, fasthttp.StatusOK, map[string]any{"data": ms, "next_cursor": next})
 }
 
+// refreshParam reads ?refresh=, answering 400 itself when it is not a
+// boolean.
+func refreshParam(ctx *fasthttp.RequestCtx) (refresh, ok bool) {
+	v := ctx.QueryArgs().Peek("refresh")
+	if len(v) == 0 {
+		return false, true
+	}
+	b, err := strconv.ParseBool(string(v))
+	if err != nil {
+		httpserver.WriteError(ctx, fasthttp.StatusBadRequest, "invalid_request", "refresh must be true or false")
+		return false, false
+	}
+	return b, true
+}
+
 // listQuery reads ?limit= and ?cursor=, answering 400 itself when bad.
 func listQuery(ctx *fasthttp.RequestCtx) (store.ListQuery, bool) {
 	q := store.ListQuery{Cursor: string(ctx.QueryArgs().Peek("cursor"))}

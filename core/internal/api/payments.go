@@ -85,14 +85,9 @@ func (a *API) createPayment(ctx *fasthttp.RequestCtx, t *tenant.Tenant) {
 
 func (a *API) getPayment(ctx *fasthttp.RequestCtx, t *tenant.Tenant) {
 	id, _ := ctx.UserValue("id").(string)
-	refresh := false
-	if v := ctx.QueryArgs().Peek("refresh"); len(v) > 0 {
-		b, err := strconv.ParseBool(string(v))
-		if err != nil {
-			httpserver.WriteError(ctx, fasthttp.StatusBadRequest, "invalid_request", "refresh must be true or false")
-			return
-		}
-		refresh = b
+	refresh, ok := refreshParam(ctx)
+	if !ok {
+		return
 	}
 	p, err := a.cfg.Payments.Get(requestContext(ctx), t, id, refresh)
 	if err != nil {

@@ -1,8 +1,6 @@
 package api
 
 import (
-	"strconv"
-
 	"github.com/valyala/fasthttp"
 
 	"github.com/pipecore/pipecore/core/internal/httpserver"
@@ -32,14 +30,9 @@ func (a *API) createSubscription(ctx *fasthttp.RequestCtx, t *tenant.Tenant) {
 
 func (a *API) getSubscription(ctx *fasthttp.RequestCtx, t *tenant.Tenant) {
 	id, _ := ctx.UserValue("id").(string)
-	refresh := false
-	if v := ctx.QueryArgs().Peek("refresh"); len(v) > 0 {
-		b, err := strconv.ParseBool(string(v))
-		if err != nil {
-			httpserver.WriteError(ctx, fasthttp.StatusBadRequest, "invalid_request", "refresh must be true or false")
-			return
-		}
-		refresh = b
+	refresh, ok := refreshParam(ctx)
+	if !ok {
+		return
 	}
 	s, err := a.cfg.Subscriptions.Get(requestContext(ctx), t, id, refresh)
 	if err != nil {

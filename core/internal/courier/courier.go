@@ -23,6 +23,7 @@ import (
 	"github.com/pipecore/pipecore/core/internal/plugincall"
 	"github.com/pipecore/pipecore/core/internal/store"
 	"github.com/pipecore/pipecore/core/internal/tenant"
+	"github.com/pipecore/pipecore/core/internal/validation"
 	"github.com/pipecore/pipecore/sdk/delivery"
 	"github.com/pipecore/pipecore/sdk/provider"
 )
@@ -50,13 +51,8 @@ var (
 	ErrConflict = errors.New("courier: refused in the delivery's state")
 )
 
-// ValidationError is a request the gateway refuses before calling anyone.
-type ValidationError struct {
-	Field   string
-	Message string
-}
-
-func (e *ValidationError) Error() string { return e.Field + ": " + e.Message }
+// ValidationError is a request refused before calling anyone.
+type ValidationError = validation.Error
 
 // Plugins gives the delivery capability of a plugin and what each running
 // plugin offers.

@@ -26,6 +26,7 @@ import (
 	"github.com/pipecore/pipecore/core/internal/plugincall"
 	"github.com/pipecore/pipecore/core/internal/store"
 	"github.com/pipecore/pipecore/core/internal/tenant"
+	"github.com/pipecore/pipecore/core/internal/validation"
 	"github.com/pipecore/pipecore/sdk/messaging"
 	"github.com/pipecore/pipecore/sdk/provider"
 )
@@ -55,13 +56,8 @@ var (
 	ErrReadOnly = errors.New("messenger: defined in the config file")
 )
 
-// ValidationError is a request refused before anything is stored.
-type ValidationError struct {
-	Field   string
-	Message string
-}
-
-func (e *ValidationError) Error() string { return e.Field + ": " + e.Message }
+// ValidationError is a request refused before calling anyone.
+type ValidationError = validation.Error
 
 // Plugins gives the messaging capability of a plugin and the catalog.
 type Plugins interface {

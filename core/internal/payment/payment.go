@@ -19,6 +19,7 @@ import (
 	"github.com/pipecore/pipecore/core/internal/plugincall"
 	"github.com/pipecore/pipecore/core/internal/store"
 	"github.com/pipecore/pipecore/core/internal/tenant"
+	"github.com/pipecore/pipecore/core/internal/validation"
 	"github.com/pipecore/pipecore/sdk/payments"
 	"github.com/pipecore/pipecore/sdk/provider"
 )
@@ -31,13 +32,8 @@ var (
 	ErrNoProvider = errors.New("payment: no payments provider")
 )
 
-// ValidationError is a request the gateway refuses before calling anyone.
-type ValidationError struct {
-	Field   string
-	Message string
-}
-
-func (e *ValidationError) Error() string { return e.Field + ": " + e.Message }
+// ValidationError is a request refused before calling anyone.
+type ValidationError = validation.Error
 
 // Plugins gives access to the payments capability of a plugin by name.
 type Plugins interface {

@@ -19,6 +19,7 @@ import (
 	"github.com/pipecore/pipecore/core/internal/plugincall"
 	"github.com/pipecore/pipecore/core/internal/store"
 	"github.com/pipecore/pipecore/core/internal/tenant"
+	"github.com/pipecore/pipecore/core/internal/validation"
 	"github.com/pipecore/pipecore/sdk/payments"
 	"github.com/pipecore/pipecore/sdk/provider"
 )
@@ -34,12 +35,7 @@ var (
 )
 
 // ValidationError is a request refused before calling anyone.
-type ValidationError struct {
-	Field   string
-	Message string
-}
-
-func (e *ValidationError) Error() string { return e.Field + ": " + e.Message }
+type ValidationError = validation.Error
 
 // Plugins gives the payments capability of a plugin.
 type Plugins interface {
