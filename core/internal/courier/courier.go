@@ -193,29 +193,29 @@ func (r *Request) Validate() error {
 		return err
 	}
 	if len(r.Items) == 0 {
-		return &ValidationError{"items", "at least one item is required"}
+		return validation.New("items", "at least one item is required")
 	}
 	if len(r.Items) > 100 {
-		return &ValidationError{"items", "at most 100 items"}
+		return validation.New("items", "at most 100 items")
 	}
 	for i, it := range r.Items {
 		f := fmt.Sprintf("items[%d]", i)
 		switch {
 		case strings.TrimSpace(it.Name) == "":
-			return &ValidationError{f + ".name", "is required"}
+			return validation.New(f+".name", "is required")
 		case it.Quantity < 1:
-			return &ValidationError{f + ".quantity", "must be a positive integer"}
+			return validation.New(f+".quantity", "must be a positive integer")
 		case it.Size != "" && it.Size != "small" && it.Size != "medium" && it.Size != "large" && it.Size != "xlarge":
-			return &ValidationError{f + ".size", "must be small, medium, large or xlarge"}
+			return validation.New(f+".size", "must be small, medium, large or xlarge")
 		case it.Price != nil && (provider.Money{Amount: it.Price.Amount, Currency: strings.ToUpper(it.Price.Currency)}).Validate() != nil:
-			return &ValidationError{f + ".price", "must be {amount (minor units, positive), currency (ISO 4217)}"}
+			return validation.New(f+".price", "must be {amount (minor units, positive), currency (ISO 4217)}")
 		}
 	}
 	switch ref := strings.TrimSpace(r.Reference); {
 	case ref == "":
-		return &ValidationError{"reference", "is required (your order id)"}
+		return validation.New("reference", "is required (your order id)")
 	case len(ref) > 200:
-		return &ValidationError{"reference", "must be at most 200 characters"}
+		return validation.New("reference", "must be at most 200 characters")
 	}
 	return nil
 }
@@ -224,19 +224,19 @@ func validStop(name string, s *Stop) error {
 	a := &s.Address
 	switch {
 	case strings.TrimSpace(a.Street) == "":
-		return &ValidationError{name + ".address.street", "is required"}
+		return validation.New(name+".address.street", "is required")
 	case strings.TrimSpace(a.City) == "":
-		return &ValidationError{name + ".address.city", "is required"}
+		return validation.New(name+".address.city", "is required")
 	case len(a.Country) != 2:
-		return &ValidationError{name + ".address.country", "must be an ISO 3166-1 alpha-2 code such as CL"}
+		return validation.New(name+".address.country", "must be an ISO 3166-1 alpha-2 code such as CL")
 	case strings.TrimSpace(s.Contact.Name) == "":
-		return &ValidationError{name + ".contact.name", "is required"}
+		return validation.New(name+".contact.name", "is required")
 	case !isE164(s.Contact.Phone):
-		return &ValidationError{name + ".contact.phone", "must be an E.164 number such as +56912345678"}
+		return validation.New(name+".contact.phone", "must be an E.164 number such as +56912345678")
 	}
 	a.Country = strings.ToUpper(a.Country)
 	if l := s.Location; l != nil && (l.Lat < -90 || l.Lat > 90 || l.Lng < -180 || l.Lng > 180) {
-		return &ValidationError{name + ".location", "lat must be within ±90 and lng within ±180"}
+		return validation.New(name+".location", "lat must be within ±90 and lng within ±180")
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/pipecore/pipecore/core/internal/store"
 	"github.com/pipecore/pipecore/core/internal/tenant"
+	"github.com/pipecore/pipecore/core/internal/validation"
 	"github.com/pipecore/pipecore/sdk/delivery"
 	"github.com/pipecore/pipecore/sdk/provider"
 )
@@ -144,7 +145,7 @@ func (s *Service) Create(ctx context.Context, t *tenant.Tenant, opID string, in 
 	)
 	switch {
 	case in.QuoteID != "" && in.Request != nil:
-		return Delivery{}, &ValidationError{"quote_id", "give either quote_id or a delivery request, not both"}
+		return Delivery{}, validation.New("quote_id", "give either quote_id or a delivery request, not both")
 	case in.QuoteID != "":
 		_, qd, err := s.loadQuote(ctx, t, in.QuoteID)
 		if err != nil {
@@ -157,7 +158,7 @@ func (s *Service) Create(ctx context.Context, t *tenant.Tenant, opID string, in 
 			return Delivery{}, err
 		}
 		if req.Provider == "" {
-			return Delivery{}, &ValidationError{"provider", "is required when booking without a quote_id"}
+			return Delivery{}, validation.New("provider", "is required when booking without a quote_id")
 		}
 		names, err := s.providers(t, req.Provider)
 		if err != nil {
@@ -165,7 +166,7 @@ func (s *Service) Create(ctx context.Context, t *tenant.Tenant, opID string, in 
 		}
 		name = names[0]
 	default:
-		return Delivery{}, &ValidationError{"quote_id", "is required (or provider with pickup, dropoff, items and reference)"}
+		return Delivery{}, validation.New("quote_id", "is required (or provider with pickup, dropoff, items and reference)")
 	}
 	dp, pt, err := s.plugin(t, name)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pipecore/pipecore/core/internal/config"
 	"github.com/pipecore/pipecore/core/internal/store"
+	"github.com/pipecore/pipecore/core/internal/validation"
 )
 
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
@@ -113,21 +114,21 @@ var eventTypePattern = regexp.MustCompile(`^(\*|[a-z_]+(\.[a-z_]+)*(\.\*)?)$`)
 func checkRule(r config.Automation) error {
 	switch {
 	case !ruleIDPattern.MatchString(r.ID):
-		return &ValidationError{"id", "must be 1-64 lowercase letters, digits, '_', '.' or '-'"}
+		return validation.New("id", "must be 1-64 lowercase letters, digits, '_', '.' or '-'")
 	case (r.On == "") == (len(r.Keywords) == 0):
-		return &ValidationError{"on", "a rule has either on (an event type) or keywords"}
+		return validation.New("on", "a rule has either on (an event type) or keywords")
 	case r.On != "" && !eventTypePattern.MatchString(r.On):
-		return &ValidationError{"on", "must be an event type such as payment.confirmed, or a prefix such as payment.*"}
+		return validation.New("on", "must be an event type such as payment.confirmed, or a prefix such as payment.*")
 	case r.On != "" && r.To == "":
-		return &ValidationError{"to", "is required for an event rule, e.g. {{ .data.customer.phone }}"}
+		return validation.New("to", "is required for an event rule, e.g. {{ .data.customer.phone }}")
 	case !slices.Contains(config.Channels, r.Channel):
-		return &ValidationError{"channel", "must be whatsapp, sms or email"}
+		return validation.New("channel", "must be whatsapp, sms or email")
 	case (r.Template == "") == (r.Text == ""):
-		return &ValidationError{"template", "a rule sends either a template or text"}
+		return validation.New("template", "a rule sends either a template or text")
 	}
 	for i, k := range r.Keywords {
 		if strings.TrimSpace(k) == "" {
-			return &ValidationError{fmt.Sprintf("keywords[%d]", i), "is empty"}
+			return validation.New(fmt.Sprintf("keywords[%d]", i), "is empty")
 		}
 	}
 	srcs := map[string]string{"to": r.To, "text": r.Text}
@@ -136,7 +137,7 @@ func checkRule(r config.Automation) error {
 	}
 	for f, src := range srcs {
 		if _, err := template.New(f).Parse(src); err != nil {
-			return &ValidationError{f, "does not parse: " + err.Error()}
+			return validation.New(f, "does not parse: "+err.Error())
 		}
 	}
 	return nil
@@ -188,7 +189,7 @@ func (s *Service) PutRule(ctx context.Context, tenantID string, a config.Automat
 	}
 	if a.Template != "" {
 		if _, ok, err := s.template(ctx, tenantID, a.Template); err != nil || !ok {
-			return Rule{}, &ValidationError{"template", fmt.Sprintf("no template %q for this tenant", a.Template)}
+			return Rule{}, validation.New("template", fmt.Sprintf("no template %q for this tenant", a.Template))
 		}
 	}
 	if err := s.putResource(ctx, KindAutomation, tenantID, a.ID, a); err != nil {
@@ -266,9 +267,7 @@ func contactID(channel, address string) string { return channel + ":" + address 
 
 // touchSession records an inbound message from address now.
 func (s *Service) touchSession(ctx context.Context, tenantID, channel, address string, at time.Time) {
-	if strings.HasPrefix(address, "whatsapp:") {
-		address = strings.TrimPrefix(address, "whatsapp:")
-	}
+	address = strings.TrimPrefix(address, "whatsapp:")
 	doc := mustJSON(map[string]any{"last_inbound_at": at})
 	id := contactID(channel, address)
 	_, err := s.cfg.Store.UpdateResource(ctx, kindContact, tenantID, id, func(r *store.Resource) error { r.Doc = doc; return nil })

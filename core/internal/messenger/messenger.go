@@ -260,30 +260,30 @@ type prepared struct {
 func (s *Service) Prepare(ctx context.Context, t *tenant.Tenant, in SendInput) (prepared, error) {
 	in.Channel = strings.ToLower(strings.TrimSpace(in.Channel))
 	if !slices.Contains(config.Channels, in.Channel) {
-		return prepared{}, &ValidationError{"channel", "must be whatsapp, sms or email"}
+		return prepared{}, validation.New("channel", "must be whatsapp, sms or email")
 	}
 	to, err := normalizeAddress(in.Channel, in.To)
 	if err != nil {
 		return prepared{}, err
 	}
 	if len(in.Reference) > 200 {
-		return prepared{}, &ValidationError{"reference", "must be at most 200 characters"}
+		return prepared{}, validation.New("reference", "must be at most 200 characters")
 	}
 	d := doc{Direction: "outbound", Channel: in.Channel, To: to, Reference: in.Reference, Subject: in.Subject, Text: in.Text, HTML: in.HTML,
 		CorrelationID: provider.RequestID(ctx)}
 	switch {
 	case in.Template != nil && (in.Text != "" || in.HTML != ""):
-		return prepared{}, &ValidationError{"template", "give either a template or text/html, not both"}
+		return prepared{}, validation.New("template", "give either a template or text/html, not both")
 	case in.Template != nil:
 		tpl, ok, err := s.template(ctx, t.ID, in.Template.Name)
 		if err != nil {
 			return prepared{}, err
 		}
 		if !ok {
-			return prepared{}, &ValidationError{"template.name", fmt.Sprintf("no template %q for this tenant", in.Template.Name)}
+			return prepared{}, validation.New("template.name", fmt.Sprintf("no template %q for this tenant", in.Template.Name))
 		}
 		if tpl.Channel != "" && tpl.Channel != in.Channel {
-			return prepared{}, &ValidationError{"template.name", fmt.Sprintf("template %q is for %s, not %s", tpl.Name, tpl.Channel, in.Channel)}
+			return prepared{}, validation.New("template.name", fmt.Sprintf("template %q is for %s, not %s", tpl.Name, tpl.Channel, in.Channel))
 		}
 		r, err := Render(tpl.Template, in.Template.Language, in.Template.Params)
 		if err != nil {
@@ -296,16 +296,16 @@ func (s *Service) Prepare(ctx context.Context, t *tenant.Tenant, in SendInput) (
 			d.WhatsApp = nil
 		}
 	case strings.TrimSpace(in.Text) == "" && strings.TrimSpace(in.HTML) == "":
-		return prepared{}, &ValidationError{"text", "is required (or a template)"}
+		return prepared{}, validation.New("text", "is required (or a template)")
 	}
 	if in.Channel == "email" && strings.TrimSpace(d.Subject) == "" {
-		return prepared{}, &ValidationError{"subject", "is required for email (or a template with a subject)"}
+		return prepared{}, validation.New("subject", "is required for email (or a template with a subject)")
 	}
 	if in.Channel != "email" && d.HTML != "" && d.Text == "" {
-		return prepared{}, &ValidationError{"text", "is required for " + in.Channel + " (html is for email)"}
+		return prepared{}, validation.New("text", "is required for "+in.Channel+" (html is for email)")
 	}
 	if len(d.Text) > 4096 && in.Channel != "email" {
-		return prepared{}, &ValidationError{"text", "must be at most 4096 characters"}
+		return prepared{}, validation.New("text", "must be at most 4096 characters")
 	}
 	name, err := s.providerFor(t, in.Channel, in.Provider)
 	if err != nil {
@@ -331,12 +331,12 @@ func normalizeAddress(channel, to string) (string, error) {
 		// Validated, but kept as the tenant wrote it: re-formatting would
 		// MIME-encode display names ("=?utf-8?q?…") for JSON APIs.
 		if _, err := mail.ParseAddress(to); err != nil || strings.ContainsAny(to, "\r\n") {
-			return "", &ValidationError{"to", "must be an RFC 5322 email address"}
+			return "", validation.New("to", "must be an RFC 5322 email address")
 		}
 		return to, nil
 	}
 	if !isE164(to) {
-		return "", &ValidationError{"to", "must be an E.164 phone number such as +56988888888"}
+		return "", validation.New("to", "must be an E.164 phone number such as +56988888888")
 	}
 	return to, nil
 }

@@ -10,6 +10,7 @@ import (
 	"text/template"
 
 	"github.com/pipecore/pipecore/core/internal/config"
+	"github.com/pipecore/pipecore/core/internal/validation"
 	"github.com/pipecore/pipecore/sdk/messaging"
 )
 
@@ -35,39 +36,39 @@ type Rendered struct {
 // one variant, a known channel, and every Go template parsing.
 func CheckTemplate(t config.Template) error {
 	if !templateNamePattern.MatchString(t.Name) {
-		return &ValidationError{"name", "must be 1-64 lowercase letters, digits, '_', '.' or '-'"}
+		return validation.New("name", "must be 1-64 lowercase letters, digits, '_', '.' or '-'")
 	}
 	if t.Channel != "" && !slices.Contains(config.Channels, t.Channel) {
-		return &ValidationError{"channel", "must be whatsapp, sms or email"}
+		return validation.New("channel", "must be whatsapp, sms or email")
 	}
 	if len(t.Variants) == 0 {
-		return &ValidationError{"variants", "at least one language variant is required"}
+		return validation.New("variants", "at least one language variant is required")
 	}
 	if t.DefaultLanguage != "" {
 		if _, ok := t.Variants[t.DefaultLanguage]; !ok {
-			return &ValidationError{"default_language", "has no variant"}
+			return validation.New("default_language", "has no variant")
 		}
 	}
 	for lang, v := range t.Variants {
 		f := "variants." + lang
 		if v.Text == "" && v.HTML == "" && v.WhatsApp == nil {
-			return &ValidationError{f, "needs text, html or a whatsapp mapping"}
+			return validation.New(f, "needs text, html or a whatsapp mapping")
 		}
 		for name, src := range map[string]string{"subject": v.Subject, "text": v.Text} {
 			if _, err := template.New(name).Option("missingkey=error").Parse(src); err != nil {
-				return &ValidationError{f + "." + name, "does not parse: " + err.Error()}
+				return validation.New(f+"."+name, "does not parse: "+err.Error())
 			}
 		}
 		if _, err := htmltemplate.New("html").Option("missingkey=error").Parse(v.HTML); err != nil {
-			return &ValidationError{f + ".html", "does not parse: " + err.Error()}
+			return validation.New(f+".html", "does not parse: "+err.Error())
 		}
 		if w := v.WhatsApp; w != nil {
 			if w.Name == "" {
-				return &ValidationError{f + ".whatsapp.name", "is required (the Meta-approved template name)"}
+				return validation.New(f+".whatsapp.name", "is required (the Meta-approved template name)")
 			}
 			for i, p := range w.Params {
 				if _, err := template.New("p").Option("missingkey=error").Parse(p); err != nil {
-					return &ValidationError{fmt.Sprintf("%s.whatsapp.params[%d]", f, i), "does not parse: " + err.Error()}
+					return validation.New(fmt.Sprintf("%s.whatsapp.params[%d]", f, i), "does not parse: "+err.Error())
 				}
 			}
 		}
@@ -96,12 +97,12 @@ func variant(t config.Template, lang string) (string, config.TemplateVariant, bo
 func Render(t config.Template, lang string, params map[string]any) (Rendered, error) {
 	for _, p := range t.Params {
 		if v, ok := params[p]; !ok || v == nil || v == "" {
-			return Rendered{}, &ValidationError{"template.params." + p, "is required by template " + t.Name}
+			return Rendered{}, validation.New("template.params."+p, "is required by template "+t.Name)
 		}
 	}
 	l, v, ok := variant(t, lang)
 	if !ok {
-		return Rendered{}, &ValidationError{"template.language", fmt.Sprintf("template %s has no variant for %q", t.Name, lang)}
+		return Rendered{}, validation.New("template.language", fmt.Sprintf("template %s has no variant for %q", t.Name, lang))
 	}
 	data := map[string]any{}
 	for k, val := range params {
@@ -110,19 +111,19 @@ func Render(t config.Template, lang string, params map[string]any) (Rendered, er
 	out := Rendered{Language: l}
 	var err error
 	if out.Subject, err = renderText(v.Subject, data); err != nil {
-		return Rendered{}, &ValidationError{"template.params", "subject: " + err.Error()}
+		return Rendered{}, validation.New("template.params", "subject: "+err.Error())
 	}
 	if out.Text, err = renderText(v.Text, data); err != nil {
-		return Rendered{}, &ValidationError{"template.params", "text: " + err.Error()}
+		return Rendered{}, validation.New("template.params", "text: "+err.Error())
 	}
 	if v.HTML != "" {
 		tpl, err := htmltemplate.New("html").Option("missingkey=error").Parse(v.HTML)
 		if err != nil {
-			return Rendered{}, &ValidationError{"template.html", err.Error()}
+			return Rendered{}, validation.New("template.html", err.Error())
 		}
 		var b bytes.Buffer
 		if err := tpl.Execute(&b, data); err != nil {
-			return Rendered{}, &ValidationError{"template.params", "html: " + err.Error()}
+			return Rendered{}, validation.New("template.params", "html: "+err.Error())
 		}
 		out.HTML = b.String()
 	}
@@ -134,7 +135,7 @@ func Render(t config.Template, lang string, params map[string]any) (Rendered, er
 		for i, p := range w.Params {
 			s, err := renderText(p, data)
 			if err != nil {
-				return Rendered{}, &ValidationError{fmt.Sprintf("template.whatsapp.params[%d]", i), err.Error()}
+				return Rendered{}, validation.New(fmt.Sprintf("template.whatsapp.params[%d]", i), err.Error())
 			}
 			wt.Params = append(wt.Params, s)
 		}

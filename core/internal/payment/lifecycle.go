@@ -6,6 +6,7 @@ import (
 
 	"github.com/pipecore/pipecore/core/internal/store"
 	"github.com/pipecore/pipecore/core/internal/tenant"
+	"github.com/pipecore/pipecore/core/internal/validation"
 	"github.com/pipecore/pipecore/sdk/payments"
 	"github.com/pipecore/pipecore/sdk/provider"
 )
@@ -19,7 +20,7 @@ func (s *Service) Capture(ctx context.Context, t *tenant.Tenant, id, opID string
 		return store.Payment{}, err
 	}
 	if amount < 0 || amount > p.Amount {
-		return store.Payment{}, &ValidationError{"amount", fmt.Sprintf("must be between 1 and %d (0 captures everything)", p.Amount)}
+		return store.Payment{}, validation.New("amount", fmt.Sprintf("must be between 1 and %d (0 captures everything)", p.Amount))
 	}
 	pp, pt, err := s.plugin(t, p.Provider)
 	if err != nil {

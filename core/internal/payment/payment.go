@@ -130,20 +130,20 @@ func (in *CreateInput) validate() error {
 	in.Currency = strings.ToUpper(strings.TrimSpace(in.Currency))
 	switch {
 	case in.Amount <= 0:
-		return &ValidationError{"amount", "must be a positive integer in the currency's minor unit"}
+		return validation.New("amount", "must be a positive integer in the currency's minor unit")
 	case (provider.Money{Amount: in.Amount, Currency: in.Currency}).Validate() != nil:
-		return &ValidationError{"currency", "must be a three-letter ISO 4217 code such as CLP or USD"}
+		return validation.New("currency", "must be a three-letter ISO 4217 code such as CLP or USD")
 	case strings.TrimSpace(in.Reference) == "":
-		return &ValidationError{"reference", "is required (your order id)"}
+		return validation.New("reference", "is required (your order id)")
 	case len(in.Reference) > 200:
-		return &ValidationError{"reference", "must be at most 200 characters"}
+		return validation.New("reference", "must be at most 200 characters")
 	case len(in.Description) > 1000:
-		return &ValidationError{"description", "must be at most 1000 characters"}
+		return validation.New("description", "must be at most 1000 characters")
 	case len(in.Metadata) > 50:
-		return &ValidationError{"metadata", "must have at most 50 keys"}
+		return validation.New("metadata", "must have at most 50 keys")
 	}
 	if in.ReturnURL != "" && !strings.HasPrefix(in.ReturnURL, "https://") && !strings.HasPrefix(in.ReturnURL, "http://") {
-		return &ValidationError{"return_url", "must be an absolute http(s) URL"}
+		return validation.New("return_url", "must be an absolute http(s) URL")
 	}
 	return nil
 }
@@ -288,11 +288,11 @@ func (s *Service) Refund(ctx context.Context, t *tenant.Tenant, id, opID string,
 	remaining := p.Amount - p.AmountRefunded
 	switch {
 	case amount < 0:
-		return store.Payment{}, &ValidationError{"amount", "must be a positive integer in the currency's minor unit"}
+		return store.Payment{}, validation.New("amount", "must be a positive integer in the currency's minor unit")
 	case remaining <= 0:
-		return store.Payment{}, &ValidationError{"amount", "the payment is already fully refunded"}
+		return store.Payment{}, validation.New("amount", "the payment is already fully refunded")
 	case amount > remaining:
-		return store.Payment{}, &ValidationError{"amount", fmt.Sprintf("exceeds the refundable amount %d", remaining)}
+		return store.Payment{}, validation.New("amount", fmt.Sprintf("exceeds the refundable amount %d", remaining))
 	case amount == 0:
 		amount = remaining
 	}

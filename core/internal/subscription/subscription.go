@@ -164,19 +164,19 @@ func (in *CreateInput) validate() error {
 	p.Currency = strings.ToUpper(strings.TrimSpace(p.Currency))
 	switch {
 	case p.ID == "" && p.Amount <= 0:
-		return &ValidationError{"plan", "give plan.id (the provider's plan or price) or plan.amount with currency and interval"}
+		return validation.New("plan", "give plan.id (the provider's plan or price) or plan.amount with currency and interval")
 	case p.ID == "" && (provider.Money{Amount: p.Amount, Currency: p.Currency}).Validate() != nil:
-		return &ValidationError{"plan.currency", "must be a three-letter ISO 4217 code such as CLP"}
+		return validation.New("plan.currency", "must be a three-letter ISO 4217 code such as CLP")
 	case p.ID == "" && p.Interval != "day" && p.Interval != "week" && p.Interval != "month" && p.Interval != "year":
-		return &ValidationError{"plan.interval", "must be day, week, month or year"}
+		return validation.New("plan.interval", "must be day, week, month or year")
 	case p.IntervalCount < 0 || p.IntervalCount > 365:
-		return &ValidationError{"plan.interval_count", "must be between 1 and 365"}
+		return validation.New("plan.interval_count", "must be between 1 and 365")
 	case strings.TrimSpace(in.Reference) == "":
-		return &ValidationError{"reference", "is required (your customer's or contract's id)"}
+		return validation.New("reference", "is required (your customer's or contract's id)")
 	case strings.TrimSpace(in.Customer.Email) == "":
-		return &ValidationError{"customer.email", "is required"}
+		return validation.New("customer.email", "is required")
 	case in.ReturnURL != "" && !strings.HasPrefix(in.ReturnURL, "https://") && !strings.HasPrefix(in.ReturnURL, "http://"):
-		return &ValidationError{"return_url", "must be an absolute http(s) URL"}
+		return validation.New("return_url", "must be an absolute http(s) URL")
 	}
 	if p.ID == "" && p.IntervalCount == 0 {
 		p.IntervalCount = 1

@@ -10,3 +10,6 @@ type Error struct {
 }
 
 func (e *Error) Error() string { return e.Field + ": " + e.Message }
+
+// New returns the error for field.
+func New(field, message string) *Error { return &Error{Field: field, Message: message} }
