@@ -14,6 +14,7 @@ import (
 
 	"github.com/pipecore/pipecore/sdk/payments"
 	"github.com/pipecore/pipecore/sdk/provider"
+	"github.com/pipecore/pipecore/sdk/provider/httpapi"
 )
 
 // currency is the only currency Webpay Plus charges in: Chilean pesos,
@@ -100,7 +101,8 @@ type refundAnswer struct {
 // req.ReturnURL, else the tenant's return_url setting; without either the
 // call is KindInvalid. buy_order is derived from req.Reference (see
 // buyOrder), session_id from req.PaymentID. A retry with the same
-// IdempotencyKey within memoTTL returns the first transaction.
+// IdempotencyKey within an hour returns the first transaction (see
+// transbankProvider).
 func (p *transbankProvider) CreatePayment(ctx context.Context, req payments.CreateRequest) (payments.Payment, error) {
 	if err := req.Validate(); err != nil {
 		return payments.Payment{}, err
@@ -128,7 +130,7 @@ func (p *transbankProvider) CreatePayment(ctx context.Context, req payments.Crea
 	}
 	key := memoKey(req.Tenant, c, req.IdempotencyKey)
 	fingerprint := fmt.Sprintf("%s|%s|%d|%s", body.BuyOrder, body.SessionID, body.Amount, body.ReturnURL)
-	pmt, err := p.creates.do(ctx, key, fingerprint, func() (payments.Payment, error) {
+	return p.creates.Do(ctx, key, fingerprint, func() (payments.Payment, error) {
 		var out createAnswer
 		if err := c.do(ctx, "create transaction", http.MethodPost, "/transactions", body, &out); err != nil {
 			return payments.Payment{}, err
@@ -143,7 +145,6 @@ func (p *transbankProvider) CreatePayment(ctx context.Context, req payments.Crea
 			RedirectURL: out.URL, RedirectForm: map[string]string{redirectTokenParam: out.Token},
 		}, nil
 	})
-	return pmt, memoError(err)
 }
 
 // GetPayment reads the transaction's status (GET /transactions/{token}).
@@ -160,6 +161,28 @@ func (*transbankProvider) GetPayment(ctx context.Context, req payments.GetReques
 		return payments.Payment{}, err
 	}
 	return paymentOf(ctx, req.ID, tx), nil
+}
+
+// Reconcile implements payments.Reconciler, for a payment whose buyer
+// never came back to return_url. Webpay reverses an authorization that is
+// not committed in time, so the gateway's reconciliation job commits it
+// here, exactly as the buyer's return would (Confirm with the token): a
+// paid transaction becomes succeeded, one already committed reports its
+// outcome. A commit Transbank refuses because the buyer never paid leaves
+// the status to say what the transaction is (still initialized, failed,
+// timed out).
+func (t *transbankProvider) Reconcile(ctx context.Context, req payments.GetRequest) (payments.Payment, error) {
+	if req.ID == "" {
+		return payments.Payment{}, provider.Invalid(errors.New("transbank: payment id (token) is empty"))
+	}
+	pmt, err := t.Confirm(ctx, payments.ConfirmRequest{Tenant: req.Tenant, IdempotencyKey: "reconcile:" + req.ID, Token: req.ID})
+	switch provider.KindOf(err) {
+	case 0:
+		return pmt, nil
+	case provider.KindPermanent, provider.KindInvalid:
+		return t.GetPayment(ctx, req)
+	}
+	return payments.Payment{}, err
 }
 
 // Confirm handles the buyer's return to return_url. With token_ws alone it
@@ -206,8 +229,7 @@ func (*transbankProvider) Confirm(ctx context.Context, req payments.ConfirmReque
 	}
 	var tx transaction
 	err = c.do(ctx, "commit transaction", http.MethodPut, "/transactions/"+url.PathEscape(token), nil, &tx)
-	var se *statusError
-	if errors.As(err, &se) && se.status == http.StatusUnprocessableEntity {
+	if httpapi.StatusOf(err) == http.StatusUnprocessableEntity {
 		// Already committed (or being committed): the status is the
 		// outcome. A transaction that was never committed keeps the
 		// commit's error.
@@ -225,7 +247,7 @@ func (*transbankProvider) Confirm(ctx context.Context, req payments.ConfirmReque
 // (POST /transactions/{token}/refunds). A zero amount refunds what remains,
 // read from the status first. Transbank answers REVERSED for a full
 // reversal and NULLIFIED for a (partial) nullification. A retry with the
-// same IdempotencyKey within memoTTL returns the first refund.
+// same IdempotencyKey within an hour returns the first refund.
 func (p *transbankProvider) Refund(ctx context.Context, req payments.RefundRequest) (payments.Refund, error) {
 	if req.ID == "" {
 		return payments.Refund{}, provider.Invalid(errors.New("transbank: payment id (token) is empty"))
@@ -273,8 +295,7 @@ func (p *transbankProvider) Refund(ctx context.Context, req payments.RefundReque
 		return run()
 	}
 	fingerprint := fmt.Sprintf("%s|%d", req.ID, req.Amount.Amount)
-	r, err := p.refunds.do(ctx, memoKey(req.Tenant, c, req.IdempotencyKey), fingerprint, run)
-	return r, memoError(err)
+	return p.refunds.Do(ctx, memoKey(req.Tenant, c, req.IdempotencyKey), fingerprint, run)
 }
 
 // status reads a transaction (GET /transactions/{token}).
@@ -418,21 +439,6 @@ func returnURL(req payments.CreateRequest) (string, error) {
 // memoKey scopes an idempotency key to the tenant and its commerce code.
 func memoKey(t provider.Tenant, c *client, idempotencyKey string) string {
 	return t.ID() + "\x00" + c.commerceCode + "\x00" + idempotencyKey
-}
-
-// memoError classifies the errors memo itself returns: a reused key is
-// KindInvalid, giving up on a concurrent call (ctx ended) is KindRetryable;
-// errors from the call itself are already classified.
-func memoError(err error) error {
-	var pe *provider.Error
-	var fp errFingerprint
-	switch {
-	case err == nil, errors.As(err, &pe):
-		return err
-	case errors.As(err, &fp):
-		return provider.Invalid(fmt.Errorf("transbank: %w", err))
-	}
-	return provider.Retryable(fmt.Errorf("transbank: waiting for a concurrent call: %w", err))
 }
 
 // suffix returns the last 6 characters of a token, enough to find it in

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"reflect"
 	"strings"
@@ -596,5 +597,35 @@ func TestSessionIDFits(t *testing.T) {
 	got := fit(long, maxSessionID)
 	if len(got) != maxSessionID || got != fit(long, maxSessionID) {
 		t.Errorf("fit(%d chars) = %q (%d chars), want a deterministic %d", len(long), got, len(got), maxSessionID)
+	}
+}
+
+// TestReconcile: the reconciliation path commits a transaction whose buyer
+// never came back (this fake authorizes every commit but rejectAmount), and
+// a second reconcile of it returns the committed outcome from the status.
+func TestReconcile(t *testing.T) {
+	f := newFakeWebpay(t)
+	p := newProvider()
+	tn := testTenant(f, nil, nil)
+	for _, tc := range []struct {
+		amount int64
+		want   payments.Status
+	}{{9990, payments.StatusSucceeded}, {rejectAmount, payments.StatusFailed}} {
+		pmt, err := p.CreatePayment(testCtx(t), createReq(tn, fmt.Sprint("rec-", tc.amount), tc.amount))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			got, err := p.Reconcile(testCtx(t), payments.GetRequest{Tenant: tn, ID: pmt.ID})
+			if err != nil || got.Status != tc.want {
+				t.Fatalf("reconcile of %d = %+v, %v; want %s", tc.amount, got, err, tc.want)
+			}
+		}
+		if n := len(f.callsTo(http.MethodPut, "/transactions/"+pmt.ID)); n != 2 {
+			t.Fatalf("%d commits, want 2 (the second refused and answered from the status)", n)
+		}
+	}
+	if _, err := p.Reconcile(testCtx(t), payments.GetRequest{Tenant: tn}); provider.KindOf(err) != provider.KindInvalid {
+		t.Fatalf("empty id: %v", err)
 	}
 }

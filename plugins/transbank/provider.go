@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/pipecore/pipecore/sdk/payments"
 	"github.com/pipecore/pipecore/sdk/provider"
+	"github.com/pipecore/pipecore/sdk/provider/idem"
 )
 
 // The per-tenant settings and credentials the plugin reads.
@@ -16,22 +17,30 @@ const (
 // transbankProvider implements the payments capability on Webpay Plus. It
 // keeps no tenant configuration: every call builds a client from the
 // request's Tenant. Its only state is the in-process memory of recent
-// creates and refunds (see memo), which makes retries with the same
-// idempotency key safe; it is safe for concurrent use.
+// creates and refunds, which makes retries with the same idempotency key
+// safe; it is safe for concurrent use.
+//
+// Transbank has no idempotency header, so the plugin remembers the outcome
+// of each create and refund for an hour (idem.DefaultTTL), per process,
+// keyed by tenant, commerce code and the gateway's idempotency key (see
+// memoKey). A retry inside that window gets the first answer instead of a
+// second transaction or refund. After a plugin restart the gateway's own
+// idempotency record is what protects against duplicates.
 type transbankProvider struct {
-	creates *memo[payments.Payment]
-	refunds *memo[payments.Refund]
+	creates *idem.Memo[payments.Payment]
+	refunds *idem.Memo[payments.Refund]
 }
 
 var (
-	_ payments.Provider  = (*transbankProvider)(nil)
-	_ payments.Confirmer = (*transbankProvider)(nil)
+	_ payments.Provider   = (*transbankProvider)(nil)
+	_ payments.Confirmer  = (*transbankProvider)(nil)
+	_ payments.Reconciler = (*transbankProvider)(nil)
 )
 
 func newProvider() *transbankProvider {
 	return &transbankProvider{
-		creates: newMemo[payments.Payment](memoTTL, memoMax),
-		refunds: newMemo[payments.Refund](memoTTL, memoMax),
+		creates: idem.New[payments.Payment](idem.Options{Name: "transbank"}),
+		refunds: idem.New[payments.Refund](idem.Options{Name: "transbank"}),
 	}
 }
 

@@ -189,6 +189,18 @@ type Refund struct {
 	Payment *Payment
 }
 
+// Reconciler is implemented by redirect flows whose payment only
+// completes when the gateway acts after the customer returns (Transbank's
+// commit). The gateway's reconciliation job calls Reconcile, instead of
+// GetPayment, for a payment still awaiting the customer long after its
+// creation: the provider completes what can be completed (commits an
+// authorization the customer's browser never brought back) and returns
+// the payment's outcome. Providers whose payments complete on their own
+// (Stripe, MercadoPago) do not implement it.
+type Reconciler interface {
+	Reconcile(ctx context.Context, req GetRequest) (Payment, error)
+}
+
 // Subscriber is implemented by providers with recurring billing
 // (MercadoPago preapproval, Stripe subscriptions). Renewals, failed
 // charges and cancellations arrive as webhook events:

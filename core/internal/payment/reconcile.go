@@ -9,6 +9,7 @@ import (
 	"github.com/pipecore/pipecore/core/internal/store"
 	"github.com/pipecore/pipecore/core/internal/tenant"
 	"github.com/pipecore/pipecore/sdk/payments"
+	"github.com/pipecore/pipecore/sdk/provider"
 )
 
 // kindCheck is the resource kind of the reconciliation schedule: one
@@ -88,7 +89,7 @@ func (s *Service) ReconcileOnce(ctx context.Context, tenants *tenant.Registry) {
 			s.cfg.Logger.Warn("payment still unsettled after the reconciliation window; giving up", "tenant", p.TenantID, "payment", p.ID, "status", p.Status)
 			done = true
 		default:
-			got, gerr := s.Get(ctx, t, p.ID, true)
+			got, gerr := s.reconcileOne(ctx, t, p)
 			if gerr != nil {
 				s.cfg.Logger.Info("reconciliation read failed; will retry", "tenant", p.TenantID, "payment", p.ID, "error", gerr)
 			} else if got.Status != string(payments.StatusPending) && got.Status != string(payments.StatusRequiresAction) {
@@ -114,6 +115,35 @@ func (s *Service) ReconcileOnce(ctx context.Context, tenants *tenant.Registry) {
 			s.cfg.Logger.Warn("reconciliation reschedule", "payment", c.ID, "error", err)
 		}
 	}
+}
+
+// reconcileOne reads the payment's outcome from the provider and records
+// it: through the provider's Reconcile when it has one (Transbank commits
+// an authorization the customer's browser never brought back), else
+// through GetPayment, as ?refresh=true does.
+func (s *Service) reconcileOne(ctx context.Context, t *tenant.Tenant, p store.Payment) (store.Payment, error) {
+	pp, pt, err := s.plugin(t, p.Provider)
+	if err != nil {
+		return store.Payment{}, err
+	}
+	r, ok := pp.(payments.Reconciler)
+	if !ok {
+		return s.Get(ctx, t, p.ID, true)
+	}
+	req := payments.GetRequest{Tenant: pt, ID: p.ProviderPaymentID}
+	var got payments.Payment
+	err = s.call(ctx, t, p.Provider, "payments.reconcile", p.ID, req, func(ctx context.Context) (any, error) {
+		var err error
+		got, err = r.Reconcile(ctx, req)
+		return got, err
+	})
+	if errors.Is(err, provider.ErrUnsupported) {
+		return s.Get(ctx, t, p.ID, true)
+	}
+	if err != nil {
+		return store.Payment{}, err
+	}
+	return s.settle(ctx, t.ID, p.ID, func(p *store.Payment) { apply(p, got) })
 }
 
 func mustJSON(v any) json.RawMessage {

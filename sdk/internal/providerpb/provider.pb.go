@@ -3275,7 +3275,7 @@ const file_pipecore_provider_v1_provider_proto_rawDesc = "" +
 	"\x06status\x18\x02 \x01(\tR\x06status2\xbc\x01\n" +
 	"\x06Plugin\x12K\n" +
 	"\aGetInfo\x12$.pipecore.provider.v1.GetInfoRequest\x1a\x1a.pipecore.provider.v1.Info\x12e\n" +
-	"\fParseWebhook\x12).pipecore.provider.v1.ParseWebhookRequest\x1a*.pipecore.provider.v1.ParseWebhookResponse2\xc2\x06\n" +
+	"\fParseWebhook\x12).pipecore.provider.v1.ParseWebhookRequest\x1a*.pipecore.provider.v1.ParseWebhookResponse2\x9e\a\n" +
 	"\bPayments\x12Z\n" +
 	"\rCreatePayment\x12*.pipecore.provider.v1.CreatePaymentRequest\x1a\x1d.pipecore.provider.v1.Payment\x12T\n" +
 	"\n" +
@@ -3283,7 +3283,8 @@ const file_pipecore_provider_v1_provider_proto_rawDesc = "" +
 	"\rRefundPayment\x12#.pipecore.provider.v1.RefundRequest\x1a\x1c.pipecore.provider.v1.Refund\x12U\n" +
 	"\x0eCapturePayment\x12$.pipecore.provider.v1.CaptureRequest\x1a\x1d.pipecore.provider.v1.Payment\x12U\n" +
 	"\x0eConfirmPayment\x12$.pipecore.provider.v1.ConfirmRequest\x1a\x1d.pipecore.provider.v1.Payment\x12S\n" +
-	"\rCancelPayment\x12#.pipecore.provider.v1.CancelRequest\x1a\x1d.pipecore.provider.v1.Payment\x12i\n" +
+	"\rCancelPayment\x12#.pipecore.provider.v1.CancelRequest\x1a\x1d.pipecore.provider.v1.Payment\x12Z\n" +
+	"\x10ReconcilePayment\x12'.pipecore.provider.v1.GetPaymentRequest\x1a\x1d.pipecore.provider.v1.Payment\x12i\n" +
 	"\x12CreateSubscription\x12/.pipecore.provider.v1.CreateSubscriptionRequest\x1a\".pipecore.provider.v1.Subscription\x12c\n" +
 	"\x0fGetSubscription\x12,.pipecore.provider.v1.GetSubscriptionRequest\x1a\".pipecore.provider.v1.Subscription\x12]\n" +
 	"\x12CancelSubscription\x12#.pipecore.provider.v1.CancelRequest\x1a\".pipecore.provider.v1.Subscription2\xf3\x02\n" +
@@ -3426,32 +3427,34 @@ var file_pipecore_provider_v1_provider_proto_depIdxs = []int32{
 	16, // 61: pipecore.provider.v1.Payments.CapturePayment:input_type -> pipecore.provider.v1.CaptureRequest
 	17, // 62: pipecore.provider.v1.Payments.ConfirmPayment:input_type -> pipecore.provider.v1.ConfirmRequest
 	18, // 63: pipecore.provider.v1.Payments.CancelPayment:input_type -> pipecore.provider.v1.CancelRequest
-	21, // 64: pipecore.provider.v1.Payments.CreateSubscription:input_type -> pipecore.provider.v1.CreateSubscriptionRequest
-	22, // 65: pipecore.provider.v1.Payments.GetSubscription:input_type -> pipecore.provider.v1.GetSubscriptionRequest
-	18, // 66: pipecore.provider.v1.Payments.CancelSubscription:input_type -> pipecore.provider.v1.CancelRequest
-	30, // 67: pipecore.provider.v1.Delivery.QuoteDelivery:input_type -> pipecore.provider.v1.QuoteRequest
-	32, // 68: pipecore.provider.v1.Delivery.CreateShipment:input_type -> pipecore.provider.v1.CreateShipmentRequest
-	33, // 69: pipecore.provider.v1.Delivery.GetShipment:input_type -> pipecore.provider.v1.GetShipmentRequest
-	34, // 70: pipecore.provider.v1.Delivery.CancelShipment:input_type -> pipecore.provider.v1.CancelShipmentRequest
-	40, // 71: pipecore.provider.v1.Messaging.Send:input_type -> pipecore.provider.v1.SendRequest
-	7,  // 72: pipecore.provider.v1.Plugin.GetInfo:output_type -> pipecore.provider.v1.Info
-	11, // 73: pipecore.provider.v1.Plugin.ParseWebhook:output_type -> pipecore.provider.v1.ParseWebhookResponse
-	19, // 74: pipecore.provider.v1.Payments.CreatePayment:output_type -> pipecore.provider.v1.Payment
-	19, // 75: pipecore.provider.v1.Payments.GetPayment:output_type -> pipecore.provider.v1.Payment
-	24, // 76: pipecore.provider.v1.Payments.RefundPayment:output_type -> pipecore.provider.v1.Refund
-	19, // 77: pipecore.provider.v1.Payments.CapturePayment:output_type -> pipecore.provider.v1.Payment
-	19, // 78: pipecore.provider.v1.Payments.ConfirmPayment:output_type -> pipecore.provider.v1.Payment
-	19, // 79: pipecore.provider.v1.Payments.CancelPayment:output_type -> pipecore.provider.v1.Payment
-	23, // 80: pipecore.provider.v1.Payments.CreateSubscription:output_type -> pipecore.provider.v1.Subscription
-	23, // 81: pipecore.provider.v1.Payments.GetSubscription:output_type -> pipecore.provider.v1.Subscription
-	23, // 82: pipecore.provider.v1.Payments.CancelSubscription:output_type -> pipecore.provider.v1.Subscription
-	31, // 83: pipecore.provider.v1.Delivery.QuoteDelivery:output_type -> pipecore.provider.v1.Quote
-	37, // 84: pipecore.provider.v1.Delivery.CreateShipment:output_type -> pipecore.provider.v1.Shipment
-	37, // 85: pipecore.provider.v1.Delivery.GetShipment:output_type -> pipecore.provider.v1.Shipment
-	37, // 86: pipecore.provider.v1.Delivery.CancelShipment:output_type -> pipecore.provider.v1.Shipment
-	41, // 87: pipecore.provider.v1.Messaging.Send:output_type -> pipecore.provider.v1.Receipt
-	72, // [72:88] is the sub-list for method output_type
-	56, // [56:72] is the sub-list for method input_type
+	14, // 64: pipecore.provider.v1.Payments.ReconcilePayment:input_type -> pipecore.provider.v1.GetPaymentRequest
+	21, // 65: pipecore.provider.v1.Payments.CreateSubscription:input_type -> pipecore.provider.v1.CreateSubscriptionRequest
+	22, // 66: pipecore.provider.v1.Payments.GetSubscription:input_type -> pipecore.provider.v1.GetSubscriptionRequest
+	18, // 67: pipecore.provider.v1.Payments.CancelSubscription:input_type -> pipecore.provider.v1.CancelRequest
+	30, // 68: pipecore.provider.v1.Delivery.QuoteDelivery:input_type -> pipecore.provider.v1.QuoteRequest
+	32, // 69: pipecore.provider.v1.Delivery.CreateShipment:input_type -> pipecore.provider.v1.CreateShipmentRequest
+	33, // 70: pipecore.provider.v1.Delivery.GetShipment:input_type -> pipecore.provider.v1.GetShipmentRequest
+	34, // 71: pipecore.provider.v1.Delivery.CancelShipment:input_type -> pipecore.provider.v1.CancelShipmentRequest
+	40, // 72: pipecore.provider.v1.Messaging.Send:input_type -> pipecore.provider.v1.SendRequest
+	7,  // 73: pipecore.provider.v1.Plugin.GetInfo:output_type -> pipecore.provider.v1.Info
+	11, // 74: pipecore.provider.v1.Plugin.ParseWebhook:output_type -> pipecore.provider.v1.ParseWebhookResponse
+	19, // 75: pipecore.provider.v1.Payments.CreatePayment:output_type -> pipecore.provider.v1.Payment
+	19, // 76: pipecore.provider.v1.Payments.GetPayment:output_type -> pipecore.provider.v1.Payment
+	24, // 77: pipecore.provider.v1.Payments.RefundPayment:output_type -> pipecore.provider.v1.Refund
+	19, // 78: pipecore.provider.v1.Payments.CapturePayment:output_type -> pipecore.provider.v1.Payment
+	19, // 79: pipecore.provider.v1.Payments.ConfirmPayment:output_type -> pipecore.provider.v1.Payment
+	19, // 80: pipecore.provider.v1.Payments.CancelPayment:output_type -> pipecore.provider.v1.Payment
+	19, // 81: pipecore.provider.v1.Payments.ReconcilePayment:output_type -> pipecore.provider.v1.Payment
+	23, // 82: pipecore.provider.v1.Payments.CreateSubscription:output_type -> pipecore.provider.v1.Subscription
+	23, // 83: pipecore.provider.v1.Payments.GetSubscription:output_type -> pipecore.provider.v1.Subscription
+	23, // 84: pipecore.provider.v1.Payments.CancelSubscription:output_type -> pipecore.provider.v1.Subscription
+	31, // 85: pipecore.provider.v1.Delivery.QuoteDelivery:output_type -> pipecore.provider.v1.Quote
+	37, // 86: pipecore.provider.v1.Delivery.CreateShipment:output_type -> pipecore.provider.v1.Shipment
+	37, // 87: pipecore.provider.v1.Delivery.GetShipment:output_type -> pipecore.provider.v1.Shipment
+	37, // 88: pipecore.provider.v1.Delivery.CancelShipment:output_type -> pipecore.provider.v1.Shipment
+	41, // 89: pipecore.provider.v1.Messaging.Send:output_type -> pipecore.provider.v1.Receipt
+	73, // [73:90] is the sub-list for method output_type
+	56, // [56:73] is the sub-list for method input_type
 	56, // [56:56] is the sub-list for extension type_name
 	56, // [56:56] is the sub-list for extension extendee
 	0,  // [0:56] is the sub-list for field type_name

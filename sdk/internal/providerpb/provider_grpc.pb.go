@@ -186,6 +186,7 @@ const (
 	Payments_CapturePayment_FullMethodName     = "/pipecore.provider.v1.Payments/CapturePayment"
 	Payments_ConfirmPayment_FullMethodName     = "/pipecore.provider.v1.Payments/ConfirmPayment"
 	Payments_CancelPayment_FullMethodName      = "/pipecore.provider.v1.Payments/CancelPayment"
+	Payments_ReconcilePayment_FullMethodName   = "/pipecore.provider.v1.Payments/ReconcilePayment"
 	Payments_CreateSubscription_FullMethodName = "/pipecore.provider.v1.Payments/CreateSubscription"
 	Payments_GetSubscription_FullMethodName    = "/pipecore.provider.v1.Payments/GetSubscription"
 	Payments_CancelSubscription_FullMethodName = "/pipecore.provider.v1.Payments/CancelSubscription"
@@ -204,6 +205,8 @@ type PaymentsClient interface {
 	CapturePayment(ctx context.Context, in *CaptureRequest, opts ...grpc.CallOption) (*Payment, error)
 	ConfirmPayment(ctx context.Context, in *ConfirmRequest, opts ...grpc.CallOption) (*Payment, error)
 	CancelPayment(ctx context.Context, in *CancelRequest, opts ...grpc.CallOption) (*Payment, error)
+	// Optional: settle a payment whose customer never came back.
+	ReconcilePayment(ctx context.Context, in *GetPaymentRequest, opts ...grpc.CallOption) (*Payment, error)
 	// Optional: recurring billing.
 	CreateSubscription(ctx context.Context, in *CreateSubscriptionRequest, opts ...grpc.CallOption) (*Subscription, error)
 	GetSubscription(ctx context.Context, in *GetSubscriptionRequest, opts ...grpc.CallOption) (*Subscription, error)
@@ -278,6 +281,16 @@ func (c *paymentsClient) CancelPayment(ctx context.Context, in *CancelRequest, o
 	return out, nil
 }
 
+func (c *paymentsClient) ReconcilePayment(ctx context.Context, in *GetPaymentRequest, opts ...grpc.CallOption) (*Payment, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Payment)
+	err := c.cc.Invoke(ctx, Payments_ReconcilePayment_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *paymentsClient) CreateSubscription(ctx context.Context, in *CreateSubscriptionRequest, opts ...grpc.CallOption) (*Subscription, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(Subscription)
@@ -321,6 +334,8 @@ type PaymentsServer interface {
 	CapturePayment(context.Context, *CaptureRequest) (*Payment, error)
 	ConfirmPayment(context.Context, *ConfirmRequest) (*Payment, error)
 	CancelPayment(context.Context, *CancelRequest) (*Payment, error)
+	// Optional: settle a payment whose customer never came back.
+	ReconcilePayment(context.Context, *GetPaymentRequest) (*Payment, error)
 	// Optional: recurring billing.
 	CreateSubscription(context.Context, *CreateSubscriptionRequest) (*Subscription, error)
 	GetSubscription(context.Context, *GetSubscriptionRequest) (*Subscription, error)
@@ -352,6 +367,9 @@ func (UnimplementedPaymentsServer) ConfirmPayment(context.Context, *ConfirmReque
 }
 func (UnimplementedPaymentsServer) CancelPayment(context.Context, *CancelRequest) (*Payment, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method CancelPayment not implemented")
+}
+func (UnimplementedPaymentsServer) ReconcilePayment(context.Context, *GetPaymentRequest) (*Payment, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ReconcilePayment not implemented")
 }
 func (UnimplementedPaymentsServer) CreateSubscription(context.Context, *CreateSubscriptionRequest) (*Subscription, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method CreateSubscription not implemented")
@@ -491,6 +509,24 @@ func _Payments_CancelPayment_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Payments_ReconcilePayment_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetPaymentRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PaymentsServer).ReconcilePayment(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Payments_ReconcilePayment_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PaymentsServer).ReconcilePayment(ctx, req.(*GetPaymentRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Payments_CreateSubscription_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(CreateSubscriptionRequest)
 	if err := dec(in); err != nil {
@@ -575,6 +611,10 @@ var Payments_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CancelPayment",
 			Handler:    _Payments_CancelPayment_Handler,
+		},
+		{
+			MethodName: "ReconcilePayment",
+			Handler:    _Payments_ReconcilePayment_Handler,
 		},
 		{
 			MethodName: "CreateSubscription",

@@ -100,6 +100,7 @@ var (
 	_ payments.Confirmer  = (*PaymentsClient)(nil)
 	_ payments.Canceler   = (*PaymentsClient)(nil)
 	_ payments.Subscriber = (*PaymentsClient)(nil)
+	_ payments.Reconciler = (*PaymentsClient)(nil)
 )
 
 // Info implements provider.Provider.
@@ -161,6 +162,15 @@ func (p *PaymentsClient) Cancel(ctx context.Context, r payments.CancelRequest) (
 	m, err := p.c.payments.CancelPayment(ctx, &pb.CancelRequest{
 		Call: callPB(ctx, r.Tenant), IdempotencyKey: r.IdempotencyKey, Id: r.ID, Reason: r.Reason,
 	})
+	if err != nil {
+		return payments.Payment{}, FromStatus(err)
+	}
+	return paymentFrom(m), nil
+}
+
+// Reconcile implements payments.Reconciler.
+func (p *PaymentsClient) Reconcile(ctx context.Context, r payments.GetRequest) (payments.Payment, error) {
+	m, err := p.c.payments.ReconcilePayment(ctx, &pb.GetPaymentRequest{Call: callPB(ctx, r.Tenant), Id: r.ID})
 	if err != nil {
 		return payments.Payment{}, FromStatus(err)
 	}

@@ -184,6 +184,18 @@ func (s *paymentsServer) CancelPayment(ctx context.Context, m *pb.CancelRequest)
 	return paymentPB(p), nil
 }
 
+func (s *paymentsServer) ReconcilePayment(ctx context.Context, m *pb.GetPaymentRequest) (*pb.Payment, error) {
+	r, ok := s.impl.(payments.Reconciler)
+	if !ok {
+		return nil, provider.ErrUnsupported
+	}
+	p, err := r.Reconcile(s.ctx(ctx, m.GetCall(), "Reconcile"), payments.GetRequest{Tenant: tenantFrom(m.GetCall()), ID: m.GetId()})
+	if err != nil {
+		return nil, err
+	}
+	return paymentPB(p), nil
+}
+
 func (s *paymentsServer) subscriber() (payments.Subscriber, error) {
 	sub, ok := s.impl.(payments.Subscriber)
 	if !ok {
