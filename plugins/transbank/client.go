@@ -1,19 +1,14 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
-	"net/url"
 	"strings"
-	"time"
 
 	"github.com/pipecore/pipecore/sdk/provider"
+	"github.com/pipecore/pipecore/sdk/provider/httpapi"
 )
 
 // Webpay Plus hosts, one per environment. They are the only place the hosts
@@ -42,18 +37,13 @@ const (
 const (
 	// basePath prefixes every Webpay Plus transaction endpoint.
 	basePath = "/rswebpaytransaction/api/webpay/v1.2"
-	// httpTimeout bounds a single call when the caller's context has no
-	// earlier deadline.
-	httpTimeout = 30 * time.Second
-	// maxResponse bounds how much of a response body is read.
-	maxResponse = 1 << 20
 	// maxCode bounds the Transbank error message kept as an error code.
 	maxCode = 128
 )
 
-// httpClient is shared by every tenant: it holds connections, never
-// credentials.
-var httpClient = &http.Client{Timeout: httpTimeout}
+// api sends the plugin's calls: errors read "transbank: <op>: ...", and
+// failures are logged as "transbank call failed".
+var api = &httpapi.Client{Name: "transbank"}
 
 // client is the Webpay Plus API bound to one tenant's credentials for one
 // call. It is built by newClient for every call and must not outlive it.
@@ -79,12 +69,9 @@ func newClient(t provider.Tenant) (*client, error) {
 	default:
 		return nil, provider.Invalid(fmt.Errorf("transbank: %s %q must be %q or %q", fieldEnvironment, env, envIntegration, envProduction))
 	}
-	if raw := strings.TrimSpace(t.Setting(provider.BaseURLField)); raw != "" {
-		u, err := url.Parse(raw)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-			return nil, provider.Invalid(fmt.Errorf("transbank: %s %q must be an http(s) URL without query", provider.BaseURLField, raw))
-		}
-		host = strings.TrimSuffix(u.String(), "/")
+	host, err := api.BaseURL(t, host)
+	if err != nil {
+		return nil, err
 	}
 	c := &client{
 		base:         host,
@@ -113,137 +100,44 @@ type errorBody struct {
 
 // do sends one call: method on basePath+path with in encoded as JSON (nil
 // sends no body) and decodes a 2xx answer into out. Failures come back
-// classified (see classify) and logged without secrets.
+// classified (see refuse) and logged without secrets.
 func (c *client) do(ctx context.Context, op, method, path string, in, out any) error {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return provider.Invalid(fmt.Errorf("transbank: %s: encode request: %w", op, err))
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+basePath+path, body)
-	if err != nil {
-		return provider.Invalid(fmt.Errorf("transbank: %s: %w", op, err))
-	}
-	req.Header.Set("Tbk-Api-Key-Id", c.commerceCode)
-	req.Header.Set("Tbk-Api-Key-Secret", c.secret.Reveal())
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json")
-
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		return c.fail(ctx, op, 0, transportError(op, err, c.secret.Reveal()))
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
-	if err != nil {
-		return c.fail(ctx, op, resp.StatusCode, transportError(op, err, c.secret.Reveal()))
-	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return c.fail(ctx, op, resp.StatusCode, classify(op, resp, data, c.secret.Reveal()))
-	}
-	if out == nil {
-		return nil
-	}
-	if err := json.Unmarshal(data, out); err != nil {
-		return c.fail(ctx, op, resp.StatusCode, provider.Retryable(fmt.Errorf("transbank: %s: malformed response: %v", op, redact(err.Error(), c.secret.Reveal()))))
-	}
-	return nil
+	_, err := api.Do(ctx, httpapi.Request{
+		Op: op, Method: method, URL: c.base + basePath + path, JSON: in,
+		Header: http.Header{
+			"Tbk-Api-Key-Id":     {c.commerceCode},
+			"Tbk-Api-Key-Secret": {c.secret.Reveal()},
+			"Content-Type":       {"application/json"}, // on every call, as Transbank's SDKs send it
+		},
+		Secrets:  []string{c.secret.Reveal()},
+		LogAttrs: c.logAttrs(),
+	}, out, refuse)
+	return err
 }
 
 // fail logs a classified failure (never the secret) and returns it.
 func (c *client) fail(ctx context.Context, op string, status int, err error) error {
-	attrs := []any{"op", op, "kind", provider.KindOf(err).String(), "environment", c.env, "commerce_code", c.commerceCode}
-	if status != 0 {
-		attrs = append(attrs, "status", status)
-	}
-	if code := provider.CodeOf(err); code != "" {
-		attrs = append(attrs, "code", code)
-	}
-	provider.Log(ctx).Info("transbank call failed", attrs...)
-	return err
+	return api.Fail(ctx, op, status, err, c.logAttrs()...)
 }
 
-// classify turns a non-2xx answer to operation op into a classified error
-// whose message reads "transbank: <op>: <reason>" and never contains
-// secret:
+func (c *client) logAttrs() []any {
+	return []any{"environment", c.env, "commerce_code", c.commerceCode}
+}
+
+// refuse classifies a non-2xx answer; the message reads "transbank: <op>:
+// <reason>" and never contains the secret:
 //
 //   - 401, 403: KindUnauthorized, with a fixed message
 //   - 429: KindRateLimited, honouring Retry-After in seconds
 //   - 5xx: KindRetryable
 //   - 400, 404, 422 and any other 4xx: KindInvalid, Code = Transbank's
 //     error_message
-func classify(op string, resp *http.Response, body []byte, secret string) error {
-	status := resp.StatusCode
-	if status == http.StatusUnauthorized || status == http.StatusForbidden {
-		return provider.Unauthorized(fmt.Errorf("transbank: %s: API key rejected (HTTP %d)", op, status))
+func refuse(resp *httpapi.Response) error {
+	if resp.Status == http.StatusUnauthorized || resp.Status == http.StatusForbidden {
+		return provider.Unauthorized(fmt.Errorf("transbank: %s: API key rejected (HTTP %d)", resp.Request.Op, resp.Status))
 	}
 	var eb errorBody
-	_ = json.Unmarshal(body, &eb) // a non-JSON body leaves the message empty
-	reason := redact(strings.TrimSpace(eb.ErrorMessage), secret)
-	msg := fmt.Sprintf("transbank: %s: HTTP %d", op, status)
-	if reason != "" {
-		msg += ": " + reason
-	}
-	e := &statusError{status: status, msg: msg}
-	out := provider.FromHTTPStatus(status, provider.RetryAfterHeader(resp.Header), e)
-	if reason != "" {
-		if len(reason) > maxCode {
-			reason = reason[:maxCode]
-		}
-		out = provider.WithCode(out, reason)
-	}
-	return out
-}
-
-// transportError classifies a failure to get an answer: always retryable,
-// still wrapping the cause, so errors.Is(err, context.DeadlineExceeded)
-// holds for an expired context and for network timeouts.
-func transportError(op string, err error, secret string) error {
-	var ne net.Error
-	timeout := errors.As(err, &ne) && ne.Timeout()
-	return provider.Retryable(&callError{
-		msg:     redact(fmt.Sprintf("transbank: %s: %v", op, err), secret),
-		err:     err,
-		timeout: timeout,
-	})
-}
-
-// statusError is a non-2xx answer's redacted message with its HTTP status.
-type statusError struct {
-	status int
-	msg    string
-}
-
-func (e *statusError) Error() string { return e.msg }
-
-// callError is a transport failure's redacted message with its cause.
-type callError struct {
-	msg     string
-	err     error
-	timeout bool
-}
-
-func (e *callError) Error() string { return e.msg }
-func (e *callError) Unwrap() error { return e.err }
-
-// Is makes a network timeout match context.DeadlineExceeded, so
-// provider.IsTimeout treats "Transbank did not answer in time" like an
-// expired context.
-func (e *callError) Is(target error) bool {
-	return e.timeout && target == context.DeadlineExceeded
-}
-
-// minSecretLen is the shortest secret redact removes verbatim; shorter
-// values would mangle ordinary words and no real key is that short.
-const minSecretLen = 8
-
-// redact removes secret from s.
-func redact(s, secret string) string {
-	if len(secret) >= minSecretLen {
-		s = strings.ReplaceAll(s, secret, "[redacted]")
-	}
-	return s
+	_ = json.Unmarshal(resp.Body, &eb) // a non-JSON body leaves the message empty
+	reason := resp.Request.Redact(strings.TrimSpace(eb.ErrorMessage))
+	return api.Refuse(resp, httpapi.Refusal{Message: reason, Code: httpapi.Clip(reason, maxCode)})
 }

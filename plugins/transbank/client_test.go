@@ -153,20 +153,3 @@ func TestDeadline(t *testing.T) {
 		t.Errorf("err = %v, want it to wrap context.DeadlineExceeded", err)
 	}
 }
-
-func TestCallErrorNetworkTimeout(t *testing.T) {
-	err := transportError("op", timeoutErr{}, "")
-	wantKind(t, err, provider.KindRetryable)
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("a network timeout should match context.DeadlineExceeded: %v", err)
-	}
-	if errors.Is(transportError("op", errors.New("connection refused"), ""), context.DeadlineExceeded) {
-		t.Error("a refused connection matches context.DeadlineExceeded")
-	}
-}
-
-type timeoutErr struct{}
-
-func (timeoutErr) Error() string   { return "i/o timeout" }
-func (timeoutErr) Timeout() bool   { return true }
-func (timeoutErr) Temporary() bool { return true }
