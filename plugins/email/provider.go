@@ -10,6 +10,8 @@ import (
 
 	"github.com/pipecore/pipecore/sdk/messaging"
 	"github.com/pipecore/pipecore/sdk/provider"
+	"github.com/pipecore/pipecore/sdk/provider/httpapi"
+	"github.com/pipecore/pipecore/sdk/provider/idem"
 )
 
 // The per-tenant settings and credentials the plugin reads.
@@ -32,10 +34,17 @@ const (
 // emailProvider implements messaging.Provider (ChannelEmail only) and
 // provider.WebhookParser over SendGrid and Resend. It keeps no tenant
 // configuration: every call reads the request's Tenant. Its only state is
-// the in-process memory of recent SendGrid sends (SendGrid has no
-// idempotency header, see memo.go). It is safe for concurrent use.
+// the in-process memory of recent SendGrid sends. It is safe for
+// concurrent use.
+//
+// SendGrid has no idempotency header, so the plugin remembers each
+// successful SendGrid send for an hour (idem.DefaultTTL), per process,
+// keyed by the account (tenant, base URL, API key digest: account.scope)
+// and the gateway's idempotency key. A retry inside that window gets the
+// first receipt instead of a second email. After a plugin restart the
+// gateway's own idempotency record is what protects against duplicates.
 type emailProvider struct {
-	sends *memo[messaging.Receipt]
+	sends *idem.Memo[messaging.Receipt]
 }
 
 var (
@@ -44,7 +53,7 @@ var (
 )
 
 func newProvider() *emailProvider {
-	return &emailProvider{sends: newMemo[messaging.Receipt](memoTTL, memoMax)}
+	return &emailProvider{sends: idem.New[messaging.Receipt](idem.Options{Name: "email: sendgrid"})}
 }
 
 // Info describes the plugin. It is constant apart from the build's version.
@@ -98,7 +107,7 @@ func (*emailProvider) Info() provider.Info {
 //
 // Idempotency: Resend receives IdempotencyKey as its Idempotency-Key
 // header. SendGrid has none, so the plugin remembers each successful send
-// for memoTTL per tenant, key and API key (see memo.go); reusing a key
+// for an hour per tenant, key and API key (see emailProvider); reusing a key
 // for a different message is KindInvalid.
 func (p *emailProvider) Send(ctx context.Context, req messaging.SendRequest) (messaging.Receipt, error) {
 	if req.Channel != messaging.ChannelEmail {
@@ -182,11 +191,5 @@ func clip(s string) string {
 	if len(s) <= maxClip {
 		return s
 	}
-	cut := maxClip
-	for cut > 0 && !isRuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
+	return httpapi.Clip(s, maxClip) + "…"
 }
-
-func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }

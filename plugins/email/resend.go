@@ -19,6 +19,7 @@ import (
 
 	"github.com/pipecore/pipecore/sdk/messaging"
 	"github.com/pipecore/pipecore/sdk/provider"
+	"github.com/pipecore/pipecore/sdk/provider/httpapi"
 )
 
 const (
@@ -126,19 +127,16 @@ func sendResend(ctx context.Context, a account, m message, idempotencyKey string
 	if idempotencyKey != "" {
 		extra = http.Header{resendIdempotencyHeader: {resendIdempotencyKey(idempotencyKey)}}
 	}
-	resp, err := a.post(ctx, op, resendEmailsPath, extra, body)
+	resp, err := resendAPI.Do(ctx, a.request(op, resendEmailsPath, extra, body), nil, resendError)
 	if err != nil {
-		return messaging.Receipt{}, a.fail(ctx, op, 0, err)
-	}
-	if !ok(resp.status) {
-		return messaging.Receipt{}, a.fail(ctx, op, resp.status, a.resendError(op, resp))
+		return messaging.Receipt{}, err
 	}
 	var sent rsSent
-	if err := json.Unmarshal(resp.body, &sent); err != nil || strings.TrimSpace(sent.ID) == "" {
+	if err := json.Unmarshal(resp.Body, &sent); err != nil || strings.TrimSpace(sent.ID) == "" {
 		if idempotencyKey != "" { // a retry with the key cannot send twice
-			return messaging.Receipt{}, a.fail(ctx, op, resp.status, provider.Retryable(fmt.Errorf("email: resend: %s: HTTP %d without an email id", op, resp.status)))
+			return messaging.Receipt{}, a.fail(ctx, op, resp.Status, provider.Retryable(fmt.Errorf("email: resend: %s: HTTP %d without an email id", op, resp.Status)))
 		}
-		return messaging.Receipt{}, a.fail(ctx, op, resp.status, provider.WithCode(provider.Permanent(fmt.Errorf("email: resend: %s: HTTP %d without an email id; the email may have been sent, not retrying", op, resp.status)), "missing_email_id"))
+		return messaging.Receipt{}, a.fail(ctx, op, resp.Status, provider.WithCode(provider.Permanent(fmt.Errorf("email: resend: %s: HTTP %d without an email id; the email may have been sent, not retrying", op, resp.Status)), "missing_email_id"))
 	}
 	return messaging.Receipt{ID: sent.ID, Status: messaging.StatusQueued}, nil
 }
@@ -151,32 +149,24 @@ func sendResend(ctx context.Context, a account, m message, idempotencyKey string
 // concurrent_idempotent_requests is KindRetryable; everything else follows
 // provider.FromHTTPStatus (429 rate limited with Retry-After, 5xx
 // retryable, other 4xx invalid). Code is Resend's error name; the message
-// quotes Resend's.
-func (a account) resendError(op string, resp *response) error {
+// quotes it and Resend's message.
+func resendError(resp *httpapi.Response) error {
 	var eb rsError
-	_ = json.Unmarshal(resp.body, &eb) // a non-JSON body leaves name and message empty
-	name := strings.TrimSpace(eb.Name)
-	text := fmt.Sprintf("email: resend: %s: HTTP %d", op, resp.status)
-	if name != "" {
-		text += " " + clip(name)
+	_ = json.Unmarshal(resp.Body, &eb) // a non-JSON body leaves name and message empty
+	name := clip(resp.Request.Redact(strings.TrimSpace(eb.Name)))
+	r := httpapi.Refusal{Code: name, Message: name}
+	if msg := clip(resp.Request.Redact(strings.TrimSpace(eb.Message))); msg != "" && name != "" {
+		r.Message = name + ": " + msg
+	} else if msg != "" {
+		r.Message = msg
 	}
-	if msg := strings.TrimSpace(eb.Message); msg != "" {
-		text += ": " + clip(a.redact(msg))
-	}
-	se := &statusError{status: resp.status, msg: text}
-	var err error
 	switch {
-	case resp.status == http.StatusForbidden && name != "" && name != rsMissingAPIKey && name != rsInvalidAPIKey && name != rsRestrictedAPIKey:
-		err = provider.Invalid(se)
-	case resp.status == http.StatusConflict && name == rsConcurrentIdempotent:
-		err = provider.Retryable(se)
-	default:
-		err = provider.FromHTTPStatus(resp.status, provider.RetryAfterHeader(resp.header), se)
+	case resp.Status == http.StatusForbidden && name != "" && name != rsMissingAPIKey && name != rsInvalidAPIKey && name != rsRestrictedAPIKey:
+		r.Kind = provider.KindInvalid
+	case resp.Status == http.StatusConflict && name == rsConcurrentIdempotent:
+		r.Kind = provider.KindRetryable
 	}
-	if name != "" {
-		err = provider.WithCode(err, clip(name))
-	}
-	return err
+	return resendAPI.Refuse(resp, r)
 }
 
 // The Resend event types the plugin maps; every other one (email.sent,

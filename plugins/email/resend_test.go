@@ -10,6 +10,7 @@ import (
 	"github.com/pipecore/pipecore/plugins/email/resendfake"
 	"github.com/pipecore/pipecore/sdk/messaging"
 	"github.com/pipecore/pipecore/sdk/provider"
+	"github.com/pipecore/pipecore/sdk/provider/httpapi"
 )
 
 func TestResendSend(t *testing.T) {
@@ -172,7 +173,8 @@ func TestResendClassify(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			err := a.resendError("send", &response{status: tc.status, header: http.Header{}, body: []byte(tc.body)})
+			req := a.request("send", resendEmailsPath, nil, nil)
+			err := resendError(&httpapi.Response{Status: tc.status, Header: http.Header{}, Body: []byte(tc.body), Request: &req})
 			wantKind(t, err, tc.kind)
 			noSecret(t, "error", err.Error(), "re_secret_12345678")
 		})

@@ -11,7 +11,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/pipecore/pipecore/sdk/messaging"
 	"github.com/pipecore/pipecore/sdk/provider"
+	"github.com/pipecore/pipecore/sdk/provider/httpapi"
 )
 
 const (
@@ -113,18 +113,15 @@ func (p *emailProvider) sendSendGrid(ctx context.Context, a account, m message, 
 		return messaging.Receipt{}, provider.Invalid(fmt.Errorf("email: sendgrid: encode message: %w", err))
 	}
 	send := func() (messaging.Receipt, error) {
-		resp, err := a.post(ctx, op, sendGridSendPath, nil, body)
+		resp, err := sendGridAPI.Do(ctx, a.request(op, sendGridSendPath, nil, body), nil, sendGridError)
 		if err != nil {
-			return messaging.Receipt{}, a.fail(ctx, op, 0, err)
+			return messaging.Receipt{}, err
 		}
-		if !ok(resp.status) {
-			return messaging.Receipt{}, a.fail(ctx, op, resp.status, a.sendGridError(op, resp))
-		}
-		id := strings.TrimSpace(resp.header.Get(sendGridMessageIDHeader))
+		id := strings.TrimSpace(resp.Header.Get(sendGridMessageIDHeader))
 		if id == "" {
 			// The message was accepted: retrying would send it twice.
-			err := provider.WithCode(provider.Permanent(fmt.Errorf("email: sendgrid: %s: HTTP %d without %s; the message may have been sent, not retrying", op, resp.status, sendGridMessageIDHeader)), "missing_message_id")
-			return messaging.Receipt{}, a.fail(ctx, op, resp.status, err)
+			err := provider.WithCode(provider.Permanent(fmt.Errorf("email: sendgrid: %s: HTTP %d without %s; the message may have been sent, not retrying", op, resp.Status, sendGridMessageIDHeader)), "missing_message_id")
+			return messaging.Receipt{}, a.fail(ctx, op, resp.Status, err)
 		}
 		return messaging.Receipt{ID: id, Status: messaging.StatusQueued}, nil
 	}
@@ -132,17 +129,7 @@ func (p *emailProvider) sendSendGrid(ctx context.Context, a account, m message, 
 		return send()
 	}
 	sum := sha256.Sum256(body)
-	r, err := p.sends.do(ctx, a.scope()+"\x00"+idempotencyKey, hex.EncodeToString(sum[:]), send)
-	var pe *provider.Error
-	switch {
-	case errors.Is(err, errKeyReused):
-		return messaging.Receipt{}, provider.Invalid(err)
-	case err != nil && !errors.As(err, &pe):
-		// The context ended while waiting for a concurrent send with the
-		// same key.
-		return messaging.Receipt{}, provider.Retryable(fmt.Errorf("email: sendgrid: %s: %w", op, err))
-	}
-	return r, err
+	return p.sends.Do(ctx, a.scope()+"\x00"+idempotencyKey, hex.EncodeToString(sum[:]), send)
 }
 
 // sendGridError classifies a non-2xx Mail Send answer with
@@ -150,9 +137,9 @@ func (p *emailProvider) sendSendGrid(ctx context.Context, a account, m message, 
 // retryable, other 4xx invalid). The message quotes SendGrid's error
 // messages (with their fields); Code is the first error's field. The wait
 // of a 429 is Retry-After, else X-RateLimit-Reset minus now.
-func (a account) sendGridError(op string, resp *response) error {
+func sendGridError(resp *httpapi.Response) error {
 	var eb sgErrors
-	_ = json.Unmarshal(resp.body, &eb) // a non-JSON body leaves no message
+	_ = json.Unmarshal(resp.Body, &eb) // a non-JSON body leaves no message
 	var parts []string
 	code := ""
 	for _, e := range eb.Errors {
@@ -167,15 +154,11 @@ func (a account) sendGridError(op string, resp *response) error {
 			parts = append(parts, msg)
 		}
 	}
-	text := fmt.Sprintf("email: sendgrid: %s: HTTP %d", op, resp.status)
-	if len(parts) > 0 {
-		text += ": " + clip(a.redact(strings.Join(parts, "; ")))
-	}
-	err := provider.FromHTTPStatus(resp.status, sendGridRetryAfter(resp.header, time.Now()), &statusError{status: resp.status, msg: text})
-	if code != "" {
-		err = provider.WithCode(err, clip(code))
-	}
-	return err
+	return sendGridAPI.Refuse(resp, httpapi.Refusal{
+		Message:    clip(resp.Request.Redact(strings.Join(parts, "; "))),
+		Code:       clip(resp.Request.Redact(code)),
+		RetryAfter: sendGridRetryAfter(resp.Header, time.Now()),
+	})
 }
 
 // sendGridRetryAfter reads Retry-After, else X-RateLimit-Reset (unix

@@ -18,6 +18,7 @@ import (
 
 	"github.com/pipecore/pipecore/sdk/delivery"
 	"github.com/pipecore/pipecore/sdk/provider"
+	"github.com/pipecore/pipecore/sdk/provider/httpapi"
 
 	"github.com/pipecore/pipecore/plugins/pedidosya/internal/wire"
 )
@@ -100,7 +101,7 @@ func (*pedidosyaProvider) Quote(ctx context.Context, req delivery.QuoteRequest) 
 // header, so the plugin deduplicates on referenceId: before creating it
 // looks the reference up (GET /v3/shippings?referenceId=…) and returns the
 // shipping found; after an ambiguous failure (network, timeout, 5xx) it
-// looks again before giving up. Within memoTTL a repeated IdempotencyKey
+// looks again before giving up. Within an hour a repeated IdempotencyKey
 // returns the first shipment without calling PedidosYa; the same key with
 // a different request is KindInvalid. req.QuoteID is not used: the v3
 // estimate-confirm step would give the shipping the quote's referenceId,
@@ -127,7 +128,7 @@ func (p *pedidosyaProvider) CreateShipment(ctx context.Context, req delivery.Cre
 	}
 	b, _ := json.Marshal(body) // cannot fail: shippingRequest built it
 	sum := sha256.Sum256(b)
-	return p.creates.do(ctx, memoKey(req.Tenant, c, req.IdempotencyKey), hex.EncodeToString(sum[:]), run)
+	return p.creates.Do(ctx, memoKey(req.Tenant, c, req.IdempotencyKey), hex.EncodeToString(sum[:]), run)
 }
 
 // create looks body's referenceId up, and creates the shipping when none
@@ -166,7 +167,7 @@ func (c *client) create(ctx context.Context, body wire.ShippingRequest) (deliver
 func (c *client) lookup(ctx context.Context, ref string) (wire.Shipping, bool, error) {
 	var raw json.RawMessage
 	err := c.do(ctx, "find shipping by referenceId", http.MethodGet, wire.PathShippings, url.Values{wire.QueryReferenceID: {ref}}, nil, &raw)
-	if st := httpStatus(err); st >= 400 && st < 500 && st != http.StatusUnauthorized && st != http.StatusForbidden && st != http.StatusTooManyRequests {
+	if st := httpapi.StatusOf(err); st >= 400 && st < 500 && st != http.StatusUnauthorized && st != http.StatusForbidden && st != http.StatusTooManyRequests {
 		provider.Log(ctx).Debug("pedidosya: lookup by referenceId unavailable; creating without it", "status", st)
 		return wire.Shipping{}, false, nil
 	}
@@ -266,7 +267,7 @@ func (*pedidosyaProvider) CancelShipment(ctx context.Context, req delivery.Cance
 		}
 		return sh, nil
 	}
-	st := httpStatus(err)
+	st := httpapi.StatusOf(err)
 	refused := st >= 400 && st < 500 && st != http.StatusUnauthorized && st != http.StatusForbidden && st != http.StatusNotFound && st != http.StatusTooManyRequests
 	if !refused && provider.KindOf(err) != provider.KindRetryable {
 		return delivery.Shipment{}, err

@@ -15,6 +15,7 @@ import (
 
 	"github.com/pipecore/pipecore/sdk/delivery"
 	"github.com/pipecore/pipecore/sdk/provider"
+	"github.com/pipecore/pipecore/sdk/provider/idem"
 	"github.com/pipecore/pipecore/sdk/providertest"
 
 	"github.com/pipecore/pipecore/plugins/pedidosya/internal/wire"
@@ -277,8 +278,8 @@ func TestCreateIdempotency(t *testing.T) {
 	// The same key for another request is refused.
 	other := createReq(tn, "k1")
 	other.Dropoff.Contact.Name = "Otra Persona"
-	if _, err := p.CreateShipment(ctxT(t), other); provider.KindOf(err) != provider.KindInvalid || !errors.Is(err, errFingerprint) {
-		t.Fatalf("key reuse: err = %v, want invalid errFingerprint", err)
+	if _, err := p.CreateShipment(ctxT(t), other); provider.KindOf(err) != provider.KindInvalid || !errors.Is(err, idem.ErrKeyReused) {
+		t.Fatalf("key reuse: err = %v, want invalid idem.ErrKeyReused", err)
 	}
 
 	// Concurrent repeats book once.

@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/pipecore/pipecore/sdk/delivery"
 	"github.com/pipecore/pipecore/sdk/provider"
+	"github.com/pipecore/pipecore/sdk/provider/idem"
 
 	"github.com/pipecore/pipecore/plugins/pedidosya/internal/wire"
 )
@@ -25,9 +26,16 @@ var webhookDedupKey = []string{"json:id", "json:data.status"}
 // pedidosyaProvider implements the delivery capability on the PedidosYa
 // Courier API v3. It keeps no tenant configuration: every call builds a
 // client from the request's Tenant. Its only state is the in-process memory
-// of recent creates (see memo); it is safe for concurrent use.
+// of recent creates; it is safe for concurrent use.
+//
+// The plugin remembers each successful create for an hour (idem.DefaultTTL),
+// per process, keyed by tenant, base URL, token and the gateway's
+// idempotency key (see memoKey). A retry inside that window gets the first
+// shipment without calling PedidosYa; concurrent calls with one key wait
+// for the first. Outside the window, or after a restart, the lookup by
+// referenceId (see create) is what prevents a second shipping.
 type pedidosyaProvider struct {
-	creates *memo[delivery.Shipment]
+	creates *idem.Memo[delivery.Shipment]
 }
 
 var (
@@ -36,7 +44,7 @@ var (
 )
 
 func newProvider() *pedidosyaProvider {
-	return &pedidosyaProvider{creates: newMemo[delivery.Shipment](memoTTL, memoMax)}
+	return &pedidosyaProvider{creates: idem.New[delivery.Shipment](idem.Options{Name: "pedidosya"})}
 }
 
 // Info describes the plugin. It is constant apart from the build's version.

@@ -1,12 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"sync"
@@ -14,6 +11,7 @@ import (
 
 	"github.com/pipecore/pipecore/plugins/rappi/internal/wire"
 	"github.com/pipecore/pipecore/sdk/provider"
+	"github.com/pipecore/pipecore/sdk/provider/httpapi"
 )
 
 const (
@@ -143,31 +141,24 @@ func (c *client) token(ctx context.Context) (provider.Secret, error) {
 // wire.TokenLifetime when absent.
 func (c *client) mint(ctx context.Context) (provider.Secret, time.Duration, error) {
 	const op = "token login"
-	body, err := json.Marshal(wire.TokenRequest{ClientID: c.id.Reveal(), ClientSecret: c.secret.Reveal()})
-	if err != nil {
-		return provider.Secret{}, 0, provider.Invalid(fmt.Errorf("rappi: %s: encode request: %w", op, err))
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+wire.TokenPath, bytes.NewReader(body))
-	if err != nil {
-		return provider.Secret{}, 0, provider.Invalid(fmt.Errorf("rappi: %s: %w", op, err))
-	}
-	req.Header.Set("Content-Type", wire.ContentType)
-	req.Header.Set("Accept", wire.ContentType)
-	secrets := []string{c.id.Reveal(), c.secret.Reveal()}
-	status, data, err := roundTrip(req, op, secrets)
-	if err != nil {
-		if provider.KindOf(err) == provider.KindUnauthorized {
-			err = provider.Unauthorized(fmt.Errorf("rappi: %s: client credentials rejected (HTTP %d)", op, status))
-		}
-		return provider.Secret{}, 0, c.fail(ctx, op, status, err)
-	}
 	var tr wire.TokenResponse
-	if err := json.Unmarshal(data, &tr); err != nil || tr.AccessToken == "" {
-		if err == nil {
-			err = errors.New("no access_token")
+	resp, err := api.Do(ctx, httpapi.Request{
+		Op: op, Method: http.MethodPost, URL: c.base + wire.TokenPath,
+		JSON:     wire.TokenRequest{ClientID: c.id.Reveal(), ClientSecret: c.secret.Reveal()},
+		Secrets:  []string{c.id.Reveal(), c.secret.Reveal()},
+		LogAttrs: c.logAttrs(),
+	}, &tr, func(resp *httpapi.Response) error {
+		err := refuse(resp)
+		if provider.KindOf(err) == provider.KindUnauthorized {
+			err = provider.Unauthorized(fmt.Errorf("rappi: %s: client credentials rejected (HTTP %d)", op, resp.Status))
 		}
-		secrets = append(secrets, tr.AccessToken)
-		return provider.Secret{}, 0, c.fail(ctx, op, status, provider.Retryable(fmt.Errorf("rappi: %s: malformed response: %v", op, redact(err.Error(), secrets))))
+		return err
+	})
+	if err != nil {
+		return provider.Secret{}, 0, err
+	}
+	if tr.AccessToken == "" {
+		return provider.Secret{}, 0, c.fail(ctx, op, resp.Status, provider.Retryable(fmt.Errorf("rappi: %s: malformed response: no access_token", op)))
 	}
 	life := wire.TokenLifetime
 	if tr.ExpiresIn > 0 {

@@ -1,36 +1,32 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
 
 	"github.com/pipecore/pipecore/sdk/provider"
+	"github.com/pipecore/pipecore/sdk/provider/httpapi"
 )
 
 const (
 	// httpTimeout bounds a single HTTP exchange when the caller's context
 	// has no earlier deadline; it also bounds a shared token refresh.
-	httpTimeout = 30 * time.Second
-	// maxResponse bounds how much of a response body is read.
-	maxResponse = 4 << 20
+	httpTimeout = httpapi.DefaultTimeout
 	// maxCode bounds a provider code or message kept in an error.
 	maxCode = 200
 )
 
-// httpClient is shared by every tenant: it holds connections, never
-// credentials.
-var httpClient = &http.Client{Timeout: httpTimeout}
+// api sends the plugin's calls: errors read "uberdirect: <op>: ...", and
+// failures are logged as "uberdirect call failed".
+var api = &httpapi.Client{Name: "uberdirect", MaxResponse: 4 << 20}
 
 // config is one tenant's Uber Direct configuration for one call.
 type config struct {
@@ -57,7 +53,7 @@ func newConfig(t provider.Tenant) (config, error) {
 	}
 	base := strings.TrimSpace(t.Setting(provider.BaseURLField))
 	if base != "" {
-		u, err := checkURL(provider.BaseURLField, base)
+		u, err := api.ParseURL(provider.BaseURLField, base)
 		if err != nil {
 			return config{}, err
 		}
@@ -65,7 +61,7 @@ func newConfig(t provider.Tenant) (config, error) {
 		c.authURL = u + tokenPath
 	}
 	if raw := strings.TrimSpace(t.Setting(fieldAuthURL)); raw != "" {
-		u, err := checkURL(fieldAuthURL, raw)
+		u, err := api.ParseURL(fieldAuthURL, raw)
 		if err != nil {
 			return config{}, err
 		}
@@ -78,14 +74,6 @@ func newConfig(t provider.Tenant) (config, error) {
 		return config{}, provider.Unauthorized(fmt.Errorf("uberdirect: tenant %s has no %s or %s", t.ID(), fieldClientID, fieldClientSecret))
 	}
 	return c, nil
-}
-
-func checkURL(field, raw string) (string, error) {
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return "", provider.Invalid(fmt.Errorf("uberdirect: %s %q must be an http(s) URL without query or user info", field, clip(raw)))
-	}
-	return strings.TrimSuffix(u.String(), "/"), nil
 }
 
 // client is the Uber Direct API bound to one tenant for one call. It must
@@ -110,107 +98,65 @@ func (p *uberDirect) client(t provider.Tenant) (*client, error) {
 	}}, nil
 }
 
-// apiURL returns the URL of path under the tenant's customer.
-func (c *client) apiURL(path string, query url.Values) string {
-	u := c.cfg.baseURL + customerPrefix + url.PathEscape(c.cfg.customerID) + path
-	if len(query) > 0 {
-		u += "?" + query.Encode()
-	}
-	return u
-}
-
 // call sends one API request: method on the customer's path, with body
 // (nil sends none) as JSON, and decodes a 2xx answer into out (nil
 // ignores it). A 401 makes it refresh the token once (shared with
 // concurrent callers) and send the request once more. Failures come back
-// classified (see classify) and logged without secrets.
+// classified (see refuse) and logged without secrets.
 func (c *client) call(ctx context.Context, op, method, path string, query url.Values, body []byte, out any) error {
 	token, err := c.tokens.get(ctx, c.key, c.fetchToken, "")
 	if err != nil {
 		return c.fail(ctx, op, 0, err)
 	}
-	status, header, data, err := c.send(ctx, op, method, c.apiURL(path, query), body, token)
-	if err == nil && status == http.StatusUnauthorized {
+	req := httpapi.Request{
+		Op: op, Method: method, Query: query, Body: body,
+		URL:      c.cfg.baseURL + customerPrefix + url.PathEscape(c.cfg.customerID) + path,
+		Header:   http.Header{"Authorization": {"Bearer " + token}},
+		Secrets:  c.secrets(token),
+		LogAttrs: c.logAttrs(),
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := api.Send(ctx, req)
+	if err == nil && resp.Status == http.StatusUnauthorized {
 		provider.Log(ctx).Debug("uberdirect token rejected; refreshing", "op", op)
 		token, err = c.tokens.get(ctx, c.key, c.fetchToken, token)
 		if err != nil {
 			return c.fail(ctx, op, 0, err)
 		}
-		status, header, data, err = c.send(ctx, op, method, c.apiURL(path, query), body, token)
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Secrets = c.secrets(token)
+		resp, err = api.Send(ctx, req)
 	}
 	if err != nil {
 		return c.fail(ctx, op, 0, err)
 	}
-	if status < 200 || status > 299 {
-		return c.fail(ctx, op, status, classify(op, status, header, data, c.secrets(token)...))
-	}
-	if out == nil {
-		return nil
-	}
-	if err := json.Unmarshal(data, out); err != nil {
-		return c.fail(ctx, op, status, provider.Retryable(fmt.Errorf("uberdirect: %s: malformed response: %v", op, err)))
-	}
-	return nil
-}
-
-// send performs one HTTP exchange. Only transport failures are errors.
-func (c *client) send(ctx context.Context, op, method, u string, body []byte, token string) (int, http.Header, []byte, error) {
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u, rd)
-	if err != nil {
-		return 0, nil, nil, provider.Invalid(fmt.Errorf("uberdirect: %s: %w", op, err))
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Accept", "application/json")
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		return 0, nil, nil, transportError(op, err, c.secrets(token)...)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
-	if err != nil {
-		return 0, nil, nil, transportError(op, err, c.secrets(token)...)
-	}
-	return resp.StatusCode, resp.Header, data, nil
+	return api.Decode(ctx, resp, out, refuse)
 }
 
 // fetchToken runs the client-credentials grant and returns the token and
 // its lifetime.
 func (c *client) fetchToken(ctx context.Context) (string, time.Duration, error) {
-	const op = "token"
-	form := url.Values{
-		formClientID:     {c.cfg.clientID.Reveal()},
-		formClientSecret: {c.cfg.clientSecret.Reveal()},
-		formGrantType:    {grantClientCreds},
-		formScope:        {scopeDeliveries},
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.cfg.authURL, strings.NewReader(form.Encode()))
+	resp, err := api.Send(ctx, httpapi.Request{
+		Op: "token", Method: http.MethodPost, URL: c.cfg.authURL,
+		Form: url.Values{
+			formClientID:     {c.cfg.clientID.Reveal()},
+			formClientSecret: {c.cfg.clientSecret.Reveal()},
+			formGrantType:    {grantClientCreds},
+			formScope:        {scopeDeliveries},
+		},
+		Secrets: c.secrets(""),
+	})
 	if err != nil {
-		return "", 0, provider.Invalid(fmt.Errorf("uberdirect: %s: %w", op, err))
+		return "", 0, err
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept", "application/json")
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		return "", 0, transportError(op, err, c.secrets("")...)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
-	if err != nil {
-		return "", 0, transportError(op, err, c.secrets("")...)
-	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return "", 0, classifyToken(resp.StatusCode, resp.Header, data, c.secrets("")...)
+	if !resp.OK() {
+		return "", 0, refuseToken(resp)
 	}
 	var tr tokenResponse
-	if err := json.Unmarshal(data, &tr); err != nil || tr.AccessToken == "" {
-		return "", 0, provider.Retryable(fmt.Errorf("uberdirect: %s: malformed token response", op))
+	if err := json.Unmarshal(resp.Body, &tr); err != nil || tr.AccessToken == "" {
+		return "", 0, provider.Retryable(errors.New("uberdirect: token: malformed token response"))
 	}
 	ttl := time.Duration(tr.ExpiresIn) * time.Second
 	if ttl <= 0 {
@@ -226,20 +172,14 @@ func (c *client) secrets(token string) []string {
 
 // fail logs a classified failure (never a secret) and returns it.
 func (c *client) fail(ctx context.Context, op string, status int, err error) error {
-	attrs := []any{"op", op, "kind", provider.KindOf(err).String(), "customer_id", c.cfg.customerID}
-	if status != 0 {
-		attrs = append(attrs, "status", status)
-	}
-	if code := provider.CodeOf(err); code != "" {
-		attrs = append(attrs, "code", code)
-	}
-	provider.Log(ctx).Info("uberdirect call failed", attrs...)
-	return err
+	return api.Fail(ctx, op, status, err, c.logAttrs()...)
 }
 
-// classify turns a non-2xx API answer to operation op into a classified
-// error whose message reads "uberdirect: <op>: HTTP <status>: <code>:
-// <message>" and carries Uber's code:
+func (c *client) logAttrs() []any { return []any{"customer_id", c.cfg.customerID} }
+
+// refuse classifies a non-2xx API answer; the message reads "uberdirect:
+// <op>: HTTP <status>: <code>: <message>" and the error carries Uber's
+// code:
 //
 //   - 401, 403: KindUnauthorized (401 only after one token refresh)
 //   - 402 (customer_suspended, missing_payment): KindPermanent
@@ -247,149 +187,81 @@ func (c *client) fail(ctx context.Context, op string, status int, err error) err
 //   - 408 request_timeout, 5xx: KindRetryable (the outcome is unknown)
 //   - 429 customer_limited: KindRateLimited, honouring Retry-After
 //   - other 4xx: KindInvalid
-func classify(op string, status int, header http.Header, body []byte, secrets ...string) error {
+func refuse(resp *httpapi.Response) error {
 	var ae apiError
-	_ = json.Unmarshal(body, &ae) // a non-JSON body leaves code and message empty
-	code := clip(redact(strings.TrimSpace(ae.Code), secrets...))
-	message := clip(redact(strings.TrimSpace(ae.Message), secrets...))
-	msg := fmt.Sprintf("uberdirect: %s: HTTP %d", op, status)
-	if code != "" {
-		msg += ": " + code
-	}
-	if message != "" {
-		msg += ": " + message
-	}
-	se := &statusError{status: status, code: code, msg: msg}
+	_ = json.Unmarshal(resp.Body, &ae) // a non-JSON body leaves code and message empty
+	code := clip(resp.Request.Redact(strings.TrimSpace(ae.Code)))
+	message := clip(resp.Request.Redact(strings.TrimSpace(ae.Message)))
+	r := httpapi.Refusal{Code: code, Message: joinNonEmpty(code, message)}
 	if id, ok := ae.Metadata["delivery_id"].(string); ok {
-		se.deliveryID = id
+		r.Data = id
 	}
-	var out error
 	switch {
-	case status == http.StatusPaymentRequired:
-		out = provider.Permanent(se)
-	case status == http.StatusBadRequest && code == codeNoncancelable:
-		out = provider.Permanent(se)
-	case status == http.StatusRequestTimeout || code == codeRequestTimeout:
-		out = provider.Retryable(se)
-	default:
-		out = provider.FromHTTPStatus(status, provider.RetryAfterHeader(header), se)
+	case resp.Status == http.StatusPaymentRequired:
+		r.Kind = provider.KindPermanent
+	case resp.Status == http.StatusBadRequest && code == codeNoncancelable:
+		r.Kind = provider.KindPermanent
+	case resp.Status == http.StatusRequestTimeout || code == codeRequestTimeout:
+		r.Kind = provider.KindRetryable
 	}
-	if code != "" {
-		out = provider.WithCode(out, code)
-	}
-	return out
+	return api.Refuse(resp, r)
 }
 
-// classifyToken classifies a non-2xx token answer: 429 is rate limited,
+// refuseToken classifies a non-2xx token answer: 429 is rate limited,
 // 5xx retryable, and any other refusal (invalid_client, invalid_scope...)
 // means the credentials cannot be used: KindUnauthorized.
-func classifyToken(status int, header http.Header, body []byte, secrets ...string) error {
+func refuseToken(resp *httpapi.Response) error {
 	var oe oauthError
-	_ = json.Unmarshal(body, &oe)
-	code := clip(redact(strings.TrimSpace(oe.Error), secrets...))
-	msg := fmt.Sprintf("uberdirect: token: HTTP %d", status)
-	if code != "" {
-		msg += ": " + code
-	}
-	se := &statusError{status: status, code: code, msg: msg}
-	var out error
+	_ = json.Unmarshal(resp.Body, &oe)
+	code := clip(resp.Request.Redact(strings.TrimSpace(oe.Error)))
+	r := httpapi.Refusal{Code: code, Message: code, Kind: provider.KindUnauthorized}
 	switch {
-	case status == http.StatusTooManyRequests:
-		out = provider.RateLimited(se, provider.RetryAfterHeader(header))
-	case status >= 500:
-		out = provider.Retryable(se)
-	default:
-		out = provider.Unauthorized(se)
+	case resp.Status == http.StatusTooManyRequests:
+		r.Kind = provider.KindRateLimited
+	case resp.Status >= 500:
+		r.Kind = provider.KindRetryable
 	}
-	if code != "" {
-		out = provider.WithCode(out, code)
-	}
-	return out
+	return api.Refuse(resp, r)
 }
 
-// transportError classifies a failure to get an answer: always retryable,
-// still wrapping the cause, so errors.Is(err, context.DeadlineExceeded)
-// holds for an expired context and for network timeouts.
-func transportError(op string, err error, secrets ...string) error {
-	var ne net.Error
-	timeout := errors.As(err, &ne) && ne.Timeout()
-	return provider.Retryable(&callError{
-		msg:     redact(fmt.Sprintf("uberdirect: %s: %v", op, err), secrets...),
-		err:     err,
-		timeout: timeout,
-	})
+// joinNonEmpty joins the non-empty parts with ": ".
+func joinNonEmpty(parts ...string) string {
+	kept := parts[:0:0]
+	for _, p := range parts {
+		if p != "" {
+			kept = append(kept, p)
+		}
+	}
+	return strings.Join(kept, ": ")
 }
 
-// statusError is a non-2xx answer: its redacted message, HTTP status,
-// Uber's code and, for duplicate_delivery, the existing delivery's id.
-type statusError struct {
+// refusal is what Uber answered to a refused call.
+type refusal struct {
 	status     int
 	code       string
-	msg        string
-	deliveryID string
+	deliveryID string // for duplicate_delivery, the delivery that exists
 }
 
-func (e *statusError) Error() string { return e.msg }
-
-// callError is a transport failure's redacted message with its cause.
-type callError struct {
-	msg     string
-	err     error
-	timeout bool
-}
-
-func (e *callError) Error() string { return e.msg }
-func (e *callError) Unwrap() error { return e.err }
-
-// Is makes a network timeout match context.DeadlineExceeded, so
-// provider.IsTimeout treats "Uber did not answer in time" like an expired
-// context.
-func (e *callError) Is(target error) bool {
-	return e.timeout && target == context.DeadlineExceeded
+// apiStatus returns the HTTP status, Uber code and duplicate delivery id
+// of an API refusal; false when err is not one.
+func apiStatus(err error) (refusal, bool) {
+	var se *httpapi.StatusError
+	if !errors.As(err, &se) {
+		return refusal{}, false
+	}
+	id, _ := se.Data.(string)
+	return refusal{status: se.Status, code: se.Code, deliveryID: id}, true
 }
 
 // ambiguous reports whether err leaves unknown whether Uber acted on the
 // request: no answer, a 5xx or a 408.
 func ambiguous(err error) bool {
-	var ce *callError
-	if errors.As(err, &ce) {
+	if httpapi.NoAnswer(err) {
 		return true
 	}
-	var se *statusError
-	return errors.As(err, &se) && (se.status >= 500 || se.status == http.StatusRequestTimeout || se.code == codeRequestTimeout)
-}
-
-// apiStatus returns the HTTP status and Uber code of an API refusal.
-func apiStatus(err error) (*statusError, bool) {
-	var se *statusError
-	ok := errors.As(err, &se)
-	return se, ok
-}
-
-// minSecretLen is the shortest secret redact removes verbatim; shorter
-// values would mangle ordinary words.
-const minSecretLen = 6
-
-// redact removes every secret from s.
-func redact(s string, secrets ...string) string {
-	for _, v := range secrets {
-		if len(v) >= minSecretLen {
-			s = strings.ReplaceAll(s, v, "[redacted]")
-		}
-	}
-	return s
+	se, ok := apiStatus(err)
+	return ok && (se.status >= 500 || se.status == http.StatusRequestTimeout || se.code == codeRequestTimeout)
 }
 
 // clip bounds s, a provider-supplied string kept in errors and logs.
-func clip(s string) string {
-	if len(s) <= maxCode {
-		return s
-	}
-	cut := maxCode
-	for cut > 0 && !isRuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut]
-}
-
-func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }
+func clip(s string) string { return httpapi.Clip(s, maxCode) }

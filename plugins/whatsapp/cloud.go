@@ -17,6 +17,7 @@ import (
 
 	"github.com/pipecore/pipecore/sdk/messaging"
 	"github.com/pipecore/pipecore/sdk/provider"
+	"github.com/pipecore/pipecore/sdk/provider/httpapi"
 )
 
 const (
@@ -54,7 +55,7 @@ type cloudClient struct {
 // or access token is KindUnauthorized; a malformed base_url, graph_version
 // or phone_number_id is KindInvalid.
 func newCloudClient(t provider.Tenant) (*cloudClient, error) {
-	base, err := baseURL(t, cloudHost)
+	base, err := api.BaseURL(t, cloudHost)
 	if err != nil {
 		return nil, err
 	}
@@ -187,54 +188,46 @@ func (c *cloudClient) send(ctx context.Context, req messaging.SendRequest) (mess
 	if err := enc.Encode(cloudBody(req)); err != nil {
 		return messaging.Receipt{}, provider.Invalid(fmt.Errorf("whatsapp: %s: encode request: %w", op, err))
 	}
-	u := c.base + fmt.Sprintf(cloudMessagesPath, c.version, c.phoneID)
-	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, u, &buf)
+	resp, err := api.Do(ctx, httpapi.Request{
+		Op: op, Method: http.MethodPost, URL: c.base + fmt.Sprintf(cloudMessagesPath, c.version, c.phoneID),
+		Header: http.Header{
+			"Authorization": {"Bearer " + c.token.Reveal()},
+			"Content-Type":  {"application/json"},
+		},
+		Body:     buf.Bytes(),
+		Secrets:  []string{c.token.Reveal()},
+		LogAttrs: logAttrs(transportCloud, c.phoneID),
+	}, nil, c.refuse)
 	if err != nil {
-		return messaging.Receipt{}, provider.Invalid(fmt.Errorf("whatsapp: %s: %w", op, err))
-	}
-	hr.Header.Set("Authorization", "Bearer "+c.token.Reveal())
-	hr.Header.Set("Content-Type", "application/json")
-	hr.Header.Set("Accept", "application/json")
-
-	a, err := roundTrip(hr, op, c.token.Reveal())
-	if err != nil {
-		logFailure(ctx, op, transportCloud, c.phoneID, 0, err)
-		return messaging.Receipt{}, err
-	}
-	if a.status < 200 || a.status > 299 {
-		err := c.classify(op, a).err()
-		logFailure(ctx, op, transportCloud, c.phoneID, a.status, err)
 		return messaging.Receipt{}, err
 	}
 	var out cloudSent
-	if err := json.Unmarshal(a.body, &out); err != nil || len(out.Messages) == 0 || out.Messages[0].ID == "" {
-		err := provider.Retryable(fmt.Errorf("whatsapp: %s: HTTP %d without a message id", op, a.status))
-		logFailure(ctx, op, transportCloud, c.phoneID, a.status, err)
+	if err := json.Unmarshal(resp.Body, &out); err != nil || len(out.Messages) == 0 || out.Messages[0].ID == "" {
+		err := provider.Retryable(fmt.Errorf("whatsapp: %s: HTTP %d without a message id", op, resp.Status))
+		logFailure(ctx, op, transportCloud, c.phoneID, resp.Status, err)
 		return messaging.Receipt{}, err
 	}
 	return messaging.Receipt{ID: out.Messages[0].ID, Status: messaging.StatusQueued}, nil
 }
 
-// classify reads a Graph error answer: the Graph code decides the kind
+// refuse classifies a Graph error answer: the Graph code decides the kind
 // where graphCodeKinds knows it, else the HTTP status does; Code is the
 // Graph code.
-func (c *cloudClient) classify(op string, a answer) apiError {
-	e := apiError{op: op, status: a.status, retry: provider.RetryAfterHeader(a.header)}
+func (c *cloudClient) refuse(resp *httpapi.Response) error {
+	var r httpapi.Refusal
 	var ge graphError
-	if json.Unmarshal(a.body, &ge) == nil && (ge.Error.Message != "" || ge.Error.Code != 0) {
+	if json.Unmarshal(resp.Body, &ge) == nil && (ge.Error.Message != "" || ge.Error.Code != 0) {
 		if ge.Error.Code != 0 {
-			e.code = strconv.Itoa(ge.Error.Code)
+			r.Code = strconv.Itoa(ge.Error.Code)
 		}
 		msg := ge.Error.Message
 		if d := ge.Error.ErrorData.Details; d != "" && d != msg {
 			msg += " (" + d + ")"
 		}
-		e.message = clip(redact(msg, c.token.Reveal()))
-		if k, ok := graphCodeKinds[ge.Error.Code]; ok {
-			e.kind = k
-		}
+		r.Message = clip(resp.Request.Redact(msg))
+		r.Kind = graphCodeKinds[ge.Error.Code]
 	}
-	return e
+	return api.Refuse(resp, r)
 }
 
 // cloudNotification is a Cloud API webhook (providers.md §6.4).

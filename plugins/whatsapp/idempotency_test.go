@@ -8,6 +8,7 @@ import (
 	"github.com/pipecore/pipecore/plugins/whatsapp/twiliofake"
 	"github.com/pipecore/pipecore/sdk/messaging"
 	"github.com/pipecore/pipecore/sdk/provider"
+	"github.com/pipecore/pipecore/sdk/provider/idem"
 )
 
 // fakeAPI is what the idempotency tests need of either fake.
@@ -61,7 +62,7 @@ func TestSendIdempotency(t *testing.T) {
 			if n := f.requests(); n != 1 {
 				t.Errorf("%d API requests after a retry, want 1", n)
 			}
-			if _, err := send(req("acme", "k1", "chao")); !errors.As(err, new(errFingerprint)) || provider.KindOf(err) != provider.KindInvalid {
+			if _, err := send(req("acme", "k1", "chao")); !errors.Is(err, idem.ErrKeyReused) || provider.KindOf(err) != provider.KindInvalid {
 				t.Errorf("same key, other text: err = %v (kind %s), want invalid", err, provider.KindOf(err))
 			}
 			if c, err := send(req("other", "k1", "hola")); err != nil || c.ID == a.ID {

@@ -11,6 +11,8 @@ import (
 
 	"github.com/pipecore/pipecore/sdk/messaging"
 	"github.com/pipecore/pipecore/sdk/provider"
+	"github.com/pipecore/pipecore/sdk/provider/httpapi"
+	"github.com/pipecore/pipecore/sdk/provider/idem"
 )
 
 // The per-tenant settings and credentials the plugin reads. Which ones a
@@ -46,11 +48,20 @@ const (
 // whatsappProvider implements messaging.Provider and
 // provider.WebhookParser over two transports chosen per tenant. It keeps
 // no tenant configuration: every call reads the request's Tenant. Its only
-// state is the in-process memory of recent sends (see memo), which makes a
-// retried Send with the same idempotency key return the first receipt. It
-// is safe for concurrent use.
+// state is the in-process memory of recent sends, which makes a retried
+// Send with the same idempotency key return the first receipt. It is safe
+// for concurrent use.
+//
+// Neither the Cloud API nor Twilio takes an idempotency key, so the plugin
+// remembers the receipt of each successful send for an hour
+// (idem.DefaultTTL), per process, keyed by tenant, transport, sending
+// account and the gateway's idempotency key. A retry inside that window
+// gets the first receipt instead of a second message. The memory is
+// bounded (idem.DefaultMax entries, the oldest dropped first) and lost
+// when the plugin restarts; the gateway's own idempotency record is what
+// guarantees one Send per key, this is a second line of defence.
 type whatsappProvider struct {
-	sends *memo[messaging.Receipt]
+	sends *idem.Memo[messaging.Receipt]
 }
 
 var (
@@ -59,7 +70,7 @@ var (
 )
 
 func newProvider() *whatsappProvider {
-	return &whatsappProvider{sends: newMemo[messaging.Receipt](memoTTL, memoMax)}
+	return &whatsappProvider{sends: idem.New[messaging.Receipt](idem.Options{Name: "whatsapp"})}
 }
 
 // Info describes the plugin. It is constant apart from the build's version.
@@ -147,8 +158,8 @@ type sender interface {
 // ignored). The 24-hour customer-service window is the gateway's concern.
 //
 // Idempotency: neither API takes an idempotency key, so a successful
-// receipt is remembered in process for memoTTL per tenant, account and key
-// (see memo.go); a retry gets it back without a second send, and the same
+// receipt is remembered in process for an hour per tenant, account and key
+// (see whatsappProvider); a retry gets it back without a second send, and the same
 // key with a different message is KindInvalid. An empty key is never
 // remembered.
 func (p *whatsappProvider) Send(ctx context.Context, req messaging.SendRequest) (messaging.Receipt, error) {
@@ -175,7 +186,7 @@ func (p *whatsappProvider) Send(ctx context.Context, req messaging.SendRequest) 
 		return s.send(ctx, req)
 	}
 	key := strings.Join([]string{req.Tenant.ID(), tr, s.account(), req.IdempotencyKey}, "\x00")
-	return p.sends.do(ctx, key, fingerprint(req), func() (messaging.Receipt, error) { return s.send(ctx, req) })
+	return p.sends.Do(ctx, key, fingerprint(req), func() (messaging.Receipt, error) { return s.send(ctx, req) })
 }
 
 // validate checks what the plugin can decide without calling the
@@ -251,10 +262,10 @@ func (*whatsappProvider) ParseWebhook(ctx context.Context, req provider.WebhookR
 // maxClip bounds provider-supplied text quoted in errors and logs.
 const maxClip = 64
 
-// clip shortens s for an error or a log line.
+// clip shortens s for an error or a log line (on a rune boundary).
 func clip(s string) string {
 	if len(s) > maxClip {
-		return s[:maxClip] + "…"
+		return httpapi.Clip(s, maxClip) + "…"
 	}
 	return s
 }

@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/pipecore/pipecore/sdk/messaging"
 	"github.com/pipecore/pipecore/sdk/provider"
+	"github.com/pipecore/pipecore/sdk/provider/httpapi"
 )
 
 const (
@@ -69,7 +71,7 @@ type twilioClient struct {
 // auth token is KindUnauthorized; a malformed SID, from or base_url, or
 // neither from nor messaging_service_sid, is KindInvalid.
 func newTwilioClient(t provider.Tenant) (*twilioClient, error) {
-	base, err := baseURL(t, twilioHost)
+	base, err := api.BaseURL(t, twilioHost)
 	if err != nil {
 		return nil, err
 	}
@@ -148,29 +150,20 @@ func (c *twilioClient) twilioForm(req messaging.SendRequest) url.Values {
 // send creates one Message. The receipt's ID is the Message SID.
 func (c *twilioClient) send(ctx context.Context, req messaging.SendRequest) (messaging.Receipt, error) {
 	const op = "send"
-	u := c.base + fmt.Sprintf(twilioMessagesPath, url.PathEscape(c.sid))
-	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(c.twilioForm(req).Encode()))
+	resp, err := api.Do(ctx, httpapi.Request{
+		Op: op, Method: http.MethodPost, URL: c.base + fmt.Sprintf(twilioMessagesPath, url.PathEscape(c.sid)),
+		Header:   http.Header{"Authorization": {"Basic " + base64.StdEncoding.EncodeToString([]byte(c.sid+":"+c.token.Reveal()))}},
+		Form:     c.twilioForm(req),
+		Secrets:  []string{c.token.Reveal()},
+		LogAttrs: logAttrs(transportTwilio, c.sid),
+	}, nil, c.refuse)
 	if err != nil {
-		return messaging.Receipt{}, provider.Invalid(fmt.Errorf("whatsapp: %s: %w", op, err))
-	}
-	hr.SetBasicAuth(c.sid, c.token.Reveal())
-	hr.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	hr.Header.Set("Accept", "application/json")
-
-	a, err := roundTrip(hr, op, c.token.Reveal())
-	if err != nil {
-		logFailure(ctx, op, transportTwilio, c.sid, 0, err)
-		return messaging.Receipt{}, err
-	}
-	if a.status < 200 || a.status > 299 {
-		err := c.classify(op, a).err()
-		logFailure(ctx, op, transportTwilio, c.sid, a.status, err)
 		return messaging.Receipt{}, err
 	}
 	var m twilioMessage
-	if err := json.Unmarshal(a.body, &m); err != nil || m.SID == "" {
-		err := provider.Retryable(fmt.Errorf("whatsapp: %s: HTTP %d without a message sid", op, a.status))
-		logFailure(ctx, op, transportTwilio, c.sid, a.status, err)
+	if err := json.Unmarshal(resp.Body, &m); err != nil || m.SID == "" {
+		err := provider.Retryable(fmt.Errorf("whatsapp: %s: HTTP %d without a message sid", op, resp.Status))
+		logFailure(ctx, op, transportTwilio, c.sid, resp.Status, err)
 		return messaging.Receipt{}, err
 	}
 	st, ok := twilioSendStatuses[m.Status]
@@ -180,18 +173,18 @@ func (c *twilioClient) send(ctx context.Context, req messaging.SendRequest) (mes
 	return messaging.Receipt{ID: m.SID, Status: st}, nil
 }
 
-// classify reads a Twilio error answer: the HTTP status decides the kind
-// (provider.FromHTTPStatus); Code is Twilio's error code.
-func (c *twilioClient) classify(op string, a answer) apiError {
-	e := apiError{op: op, status: a.status, retry: provider.RetryAfterHeader(a.header)}
+// refuse classifies a Twilio error answer: the HTTP status decides the
+// kind (provider.FromHTTPStatus); Code is Twilio's error code.
+func (c *twilioClient) refuse(resp *httpapi.Response) error {
+	var r httpapi.Refusal
 	var te twilioError
-	if json.Unmarshal(a.body, &te) == nil {
+	if json.Unmarshal(resp.Body, &te) == nil {
 		if te.Code != 0 {
-			e.code = strconv.Itoa(te.Code)
+			r.Code = strconv.Itoa(te.Code)
 		}
-		e.message = clip(redact(te.Message, c.token.Reveal()))
+		r.Message = clip(resp.Request.Redact(te.Message))
 	}
-	return e
+	return api.Refuse(resp, r)
 }
 
 // twilioStatuses maps a status callback's MessageStatus to the gateway's

@@ -48,7 +48,6 @@
 package resendfake
 
 import (
-	"bytes"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -59,12 +58,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/mail"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/pipecore/pipecore/sdk/providertest/fakehttp"
 )
 
 // APIKey is the only API key the fake accepts.
@@ -86,26 +86,18 @@ const (
 )
 
 // Request is one HTTP request the fake received.
-type Request struct {
-	Method, Path string
-	Header       http.Header
-	Body         []byte
-}
+type Request = fakehttp.Request
 
 // Server is a running fake. Create it with Start.
 type Server struct {
-	srv    *httptest.Server
-	client *http.Client
+	api *fakehttp.Server
 
-	mu         sync.Mutex
-	requests   []Request
-	sent       []map[string]any
-	emails     map[string]email // id -> what events need
-	keys       map[string]idempotent
-	failStatus int
-	failLeft   int
-	webhook    string
-	secret     string
+	mu      sync.Mutex
+	sent    []map[string]any
+	emails  map[string]email // id -> what events need
+	keys    map[string]idempotent
+	webhook string
+	secret  string
 }
 
 // email is what the fake keeps of a sent email for its events.
@@ -125,32 +117,26 @@ type idempotent struct {
 // Start starts a fake on 127.0.0.1.
 func Start() *Server {
 	s := &Server{
-		client: &http.Client{Timeout: 10 * time.Second},
+		api:    fakehttp.New(fakehttp.Options{Name: "resendfake"}),
+		sent:   []map[string]any{},
 		emails: make(map[string]email),
 		keys:   make(map[string]idempotent),
 		secret: WebhookSecret,
 	}
-	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	s.api.Start(http.HandlerFunc(s.serve))
 	return s
 }
 
 // URL is the fake's base URL (scheme://127.0.0.1:port), the value for a
 // tenant's base_url setting.
-func (s *Server) URL() string { return s.srv.URL }
+func (s *Server) URL() string { return s.api.URL() }
 
 // Close stops the server and drops idle webhook connections.
-func (s *Server) Close() {
-	s.srv.Close()
-	s.client.CloseIdleConnections()
-}
+func (s *Server) Close() { s.api.Close() }
 
 // FailNext makes the next n requests, whatever their path or key, fail with
 // status and Resend's error body. n <= 0 cancels a pending failure.
-func (s *Server) FailNext(status, n int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.failStatus, s.failLeft = status, max(n, 0)
-}
+func (s *Server) FailNext(status, n int) { s.api.FailNext(status, n) }
 
 // SetWebhook sets the URL Event posts to and the "whsec_…" secret it signs
 // with; "" as secret means WebhookSecret, "" as url turns the webhook off.
@@ -164,15 +150,7 @@ func (s *Server) SetWebhook(url, secret string) {
 }
 
 // Requests returns a copy of every request received, in order.
-func (s *Server) Requests() []Request {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]Request, len(s.requests))
-	for i, r := range s.requests {
-		out[i] = Request{Method: r.Method, Path: r.Path, Header: r.Header.Clone(), Body: bytes.Clone(r.Body)}
-	}
-	return out
-}
+func (s *Server) Requests() []Request { return s.api.Requests() }
 
 // Sent returns the decoded JSON bodies of the emails sent, in order. A
 // request answered from an earlier Idempotency-Key is not a new email and
@@ -180,14 +158,7 @@ func (s *Server) Requests() []Request {
 func (s *Server) Sent() []map[string]any {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]map[string]any, 0, len(s.sent))
-	for _, m := range s.sent {
-		b, _ := json.Marshal(m)
-		var c map[string]any
-		_ = json.Unmarshal(b, &c)
-		out = append(out, c)
-	}
-	return out
+	return fakehttp.CloneJSON(s.sent)
 }
 
 // Event posts one Resend webhook event about the email emailID (an id the
@@ -263,25 +234,13 @@ func (s *Server) post(url, secret string, body []byte) error {
 	mac := hmac.New(sha256.New, key)
 	mac.Write([]byte(id + "." + ts + "."))
 	mac.Write(body)
-	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		return fmt.Errorf("resendfake: webhook request: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "Svix-Webhooks/1.62.0")
-	req.Header.Set("svix-id", id)
-	req.Header.Set("svix-timestamp", ts)
-	req.Header.Set("svix-signature", "v1,"+base64.StdEncoding.EncodeToString(mac.Sum(nil)))
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return fmt.Errorf("resendfake: post webhook: %w", err)
-	}
-	defer resp.Body.Close()
-	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("resendfake: webhook answered %d: %s", resp.StatusCode, bytes.TrimSpace(answer))
-	}
-	return nil
+	return s.api.PostWebhook(url, http.Header{
+		"Content-Type":   {"application/json"},
+		"User-Agent":     {"Svix-Webhooks/1.62.0"},
+		"svix-id":        {id},
+		"svix-timestamp": {ts},
+		"svix-signature": {"v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil))},
+	}, body)
 }
 
 // apiError is Resend's error body.
@@ -299,17 +258,11 @@ func writeError(w http.ResponseWriter, status int, name, msg string) {
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
-	s.mu.Lock()
-	s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Body: bytes.Clone(body)})
-	status := 0
-	if s.failLeft > 0 {
-		s.failLeft--
-		status = s.failStatus
-	}
-	s.mu.Unlock()
+	s.api.Record(r, body)
+	status, failing := s.api.TakeFailure()
 
 	switch {
-	case status != 0:
+	case failing:
 		fail(w, status)
 		return
 	case err != nil || len(body) > maxBody:

@@ -41,7 +41,6 @@
 package sendgridfake
 
 import (
-	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -55,12 +54,13 @@ import (
 	"maps"
 	"mime"
 	"net/http"
-	"net/http/httptest"
 	"net/mail"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/pipecore/pipecore/sdk/providertest/fakehttp"
 )
 
 // APIKey is the only API key the fake accepts.
@@ -77,25 +77,17 @@ const (
 const maxBody = 32 << 20
 
 // Request is one HTTP request the fake received.
-type Request struct {
-	Method, Path string
-	Header       http.Header
-	Body         []byte
-}
+type Request = fakehttp.Request
 
 // Server is a running fake. Create it with Start.
 type Server struct {
-	srv    *httptest.Server
-	key    *ecdsa.PrivateKey
-	client *http.Client
+	api *fakehttp.Server
+	key *ecdsa.PrivateKey
 
-	mu         sync.Mutex
-	requests   []Request
-	sent       []map[string]any
-	messages   map[string]message // X-Message-Id -> what events need
-	failStatus int
-	failLeft   int
-	webhook    string
+	mu       sync.Mutex
+	sent     []map[string]any
+	messages map[string]message // X-Message-Id -> what events need
+	webhook  string
 }
 
 // message is what the fake keeps of an accepted send for its events.
@@ -112,23 +104,21 @@ func Start() *Server {
 		panic("sendgridfake: generate key: " + err.Error())
 	}
 	s := &Server{
+		api:      fakehttp.New(fakehttp.Options{Name: "sendgridfake"}),
 		key:      key,
-		client:   &http.Client{Timeout: 10 * time.Second},
+		sent:     []map[string]any{},
 		messages: make(map[string]message),
 	}
-	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	s.api.Start(http.HandlerFunc(s.serve))
 	return s
 }
 
 // URL is the fake's base URL (scheme://127.0.0.1:port), the value for a
 // tenant's base_url setting.
-func (s *Server) URL() string { return s.srv.URL }
+func (s *Server) URL() string { return s.api.URL() }
 
 // Close stops the server and drops idle webhook connections.
-func (s *Server) Close() {
-	s.srv.Close()
-	s.client.CloseIdleConnections()
-}
+func (s *Server) Close() { s.api.Close() }
 
 // PublicKey returns the base64 (standard alphabet) DER SubjectPublicKeyInfo
 // of the key that verifies the fake's webhook signatures: the value
@@ -145,11 +135,7 @@ func (s *Server) PublicKey() string {
 // status and SendGrid's error body ({"errors":[...]}; a 400 carries a
 // from.email validation error, a 429 the X-RateLimit-* headers with a
 // reset one second ahead). n <= 0 cancels a pending failure.
-func (s *Server) FailNext(status, n int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.failStatus, s.failLeft = status, max(n, 0)
-}
+func (s *Server) FailNext(status, n int) { s.api.FailNext(status, n) }
 
 // SetWebhook sets the URL Event posts to; "" turns the webhook off.
 func (s *Server) SetWebhook(url string) {
@@ -159,29 +145,14 @@ func (s *Server) SetWebhook(url string) {
 }
 
 // Requests returns a copy of every request received, in order.
-func (s *Server) Requests() []Request {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]Request, len(s.requests))
-	for i, r := range s.requests {
-		out[i] = Request{Method: r.Method, Path: r.Path, Header: r.Header.Clone(), Body: bytes.Clone(r.Body)}
-	}
-	return out
-}
+func (s *Server) Requests() []Request { return s.api.Requests() }
 
 // Sent returns the decoded JSON bodies of the accepted (202) sends, in
 // order. The maps are fresh copies decoded from the recorded bytes.
 func (s *Server) Sent() []map[string]any {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]map[string]any, 0, len(s.sent))
-	for _, m := range s.sent {
-		b, _ := json.Marshal(m)
-		var c map[string]any
-		_ = json.Unmarshal(b, &c)
-		out = append(out, c)
-	}
-	return out
+	return fakehttp.CloneJSON(s.sent)
 }
 
 // Event posts one event about the message whose X-Message-Id is messageID
@@ -262,24 +233,12 @@ func (s *Server) post(url string, body []byte) error {
 	if err != nil {
 		return fmt.Errorf("sendgridfake: sign: %w", err)
 	}
-	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		return fmt.Errorf("sendgridfake: webhook request: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "SendGrid Event API")
-	req.Header.Set(signatureHeader, base64.StdEncoding.EncodeToString(sig))
-	req.Header.Set(timestampHeader, ts)
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return fmt.Errorf("sendgridfake: post webhook: %w", err)
-	}
-	defer resp.Body.Close()
-	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("sendgridfake: webhook answered %d: %s", resp.StatusCode, bytes.TrimSpace(answer))
-	}
-	return nil
+	return s.api.PostWebhook(url, http.Header{
+		"Content-Type":  {"application/json"},
+		"User-Agent":    {"SendGrid Event API"},
+		signatureHeader: {base64.StdEncoding.EncodeToString(sig)},
+		timestampHeader: {ts},
+	}, body)
 }
 
 // apiError is one entry of SendGrid's error body. Field and Help are null
@@ -305,17 +264,11 @@ func writeErrors(w http.ResponseWriter, status int, errs ...apiError) {
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
-	s.mu.Lock()
-	s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Body: bytes.Clone(body)})
-	status := 0
-	if s.failLeft > 0 {
-		s.failLeft--
-		status = s.failStatus
-	}
-	s.mu.Unlock()
+	s.api.Record(r, body)
+	status, failing := s.api.TakeFailure()
 
 	switch {
-	case status != 0:
+	case failing:
 		s.fail(w, status)
 		return
 	case err != nil:

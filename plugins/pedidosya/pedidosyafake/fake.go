@@ -42,8 +42,6 @@
 package pedidosyafake
 
 import (
-	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -52,7 +50,6 @@ import (
 	"io"
 	"math"
 	"net/http"
-	"net/http/httptest"
 	"regexp"
 	"strconv"
 	"strings"
@@ -60,6 +57,7 @@ import (
 	"time"
 
 	"github.com/pipecore/pipecore/sdk/provider"
+	"github.com/pipecore/pipecore/sdk/providertest/fakehttp"
 
 	"github.com/pipecore/pipecore/plugins/pedidosya/internal/wire"
 )
@@ -86,33 +84,23 @@ const (
 	riderTransport = "Motorbike"
 )
 
-// Request is one API request as the fake received it.
-type Request struct {
-	Method, Path string // Path includes the query, if any
-	Header       http.Header
-	Body         []byte
-}
+// Request is one API request as the fake received it. Its Path includes
+// the query, if any.
+type Request = fakehttp.Request
 
 // Server is a running fake. Create it with Start and stop it with Close.
 type Server struct {
-	srv       *httptest.Server
-	done      chan struct{} // closed by Close
-	closeOnce sync.Once
-	hook      *http.Client
+	api *fakehttp.Server
 
 	mu         sync.Mutex
 	feeAmount  int64
 	feeCur     string
 	eta        time.Duration
-	delay      time.Duration
-	failStatus int
-	failN      int
 	webhookURL string
 	webhookKey string
 	seq        int
 	shippings  map[string]*wire.Shipping
 	order      []string // shipping ids in creation order
-	requests   []Request
 	created    int
 }
 
@@ -120,28 +108,22 @@ type Server struct {
 // 45 minutes, no delay, no failures, webhooks off.
 func Start() *Server {
 	s := &Server{
-		done:      make(chan struct{}),
-		hook:      &http.Client{Timeout: callbackTimeout},
+		api:       fakehttp.New(fakehttp.Options{Name: "pedidosyafake", PathWithQuery: true, WebhookTimeout: callbackTimeout}),
 		feeAmount: defaultFee,
 		feeCur:    defaultCurrency,
 		eta:       defaultETA,
 		shippings: map[string]*wire.Shipping{},
 	}
-	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	s.api.Start(http.HandlerFunc(s.serve))
 	return s
 }
 
 // URL is the fake's base URL, for a tenant's base_url setting.
-func (s *Server) URL() string { return s.srv.URL }
+func (s *Server) URL() string { return s.api.URL() }
 
 // Close stops the fake. Stalled requests end at once; it is safe to call
 // more than once.
-func (s *Server) Close() {
-	s.closeOnce.Do(func() {
-		close(s.done)
-		s.srv.Close()
-	})
-}
+func (s *Server) Close() { s.api.Close() }
 
 // SetFee sets the price of later estimates and shippings, in the
 // currency's minor unit (2990 CLP, 1250 for 12.50 UYU).
@@ -159,21 +141,14 @@ func (s *Server) SetETA(d time.Duration) {
 	s.eta = d
 }
 
-// SetDelay delays every later API answer by d; zero answers at once. A
-// request whose client gives up, or a Close, ends the wait.
-func (s *Server) SetDelay(d time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.delay = d
-}
+// SetDelay delays every later API answer by d; zero answers at once (and
+// releases answers already held back). A request whose client gives up,
+// or a Close, ends the wait.
+func (s *Server) SetDelay(d time.Duration) { s.api.SetDelay(d) }
 
 // FailNext makes the next n API requests answer status with a PedidosYa
 // error body (and Retry-After: 1 for 429), before the token is checked.
-func (s *Server) FailNext(status, n int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.failStatus, s.failN = status, n
-}
+func (s *Server) FailNext(status, n int) { s.api.FailNext(status, n) }
 
 // SetWebhook sets where Advance POSTs SHIPPING_STATUS callbacks, with
 // "Authorization: <authorizationKey>". An empty url disables them.
@@ -191,15 +166,7 @@ func (s *Server) Deliveries() int {
 }
 
 // Requests returns a copy of every API request received, in order.
-func (s *Server) Requests() []Request {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]Request, len(s.requests))
-	for i, r := range s.requests {
-		out[i] = Request{Method: r.Method, Path: r.Path, Header: r.Header.Clone(), Body: bytes.Clone(r.Body)}
-	}
-	return out
-}
+func (s *Server) Requests() []Request { return s.api.Requests() }
 
 // Advance moves a shipping one step, CONFIRMED → IN_PROGRESS → PICKED_UP →
 // COMPLETED, and returns its new status. When a webhook is set it then
@@ -259,31 +226,10 @@ func (s *Server) post(hookURL, key string, cb wire.Callback) error {
 	if err != nil {
 		return fmt.Errorf("pedidosyafake: encode callback: %w", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		select {
-		case <-s.done:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, hookURL, bytes.NewReader(body))
-	if err != nil {
-		return fmt.Errorf("pedidosyafake: callback request: %w", err)
-	}
-	req.Header.Set(wire.HeaderContentType, wire.ContentTypeJSON)
-	req.Header.Set(wire.HeaderAuthorization, key)
-	resp, err := s.hook.Do(req)
-	if err != nil {
-		return fmt.Errorf("pedidosyafake: callback %s for %s: %w", cb.Data.Status, cb.ID, err)
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxBody))
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("pedidosyafake: callback %s for %s answered HTTP %d", cb.Data.Status, cb.ID, resp.StatusCode)
-	}
-	return nil
+	return s.api.PostWebhook(hookURL, http.Header{
+		wire.HeaderContentType:   {wire.ContentTypeJSON},
+		wire.HeaderAuthorization: {key},
+	}, body)
 }
 
 // serve records the request, applies the delay and FailNext, checks the
@@ -294,37 +240,20 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, wire.CodeInvalidRequest, "unreadable body")
 		return
 	}
-	s.mu.Lock()
-	s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.RequestURI(), Header: r.Header.Clone(), Body: body})
-	delay := s.delay
-	s.mu.Unlock()
-
-	if delay > 0 {
-		t := time.NewTimer(delay)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
-			return
-		case <-s.done:
-			t.Stop()
+	s.api.Record(r, body)
+	if err := s.api.Wait(r.Context(), time.Now()); err != nil {
+		if errors.Is(err, fakehttp.ErrClosed) {
 			writeError(w, http.StatusServiceUnavailable, wire.CodeInternalError, "server closing")
-			return
 		}
+		return
 	}
-
-	s.mu.Lock()
-	if s.failN > 0 {
-		s.failN--
-		status := s.failStatus
-		s.mu.Unlock()
+	if status, fail := s.api.TakeFailure(); fail {
 		if status == http.StatusTooManyRequests {
 			w.Header().Set(wire.HeaderRetryAfter, "1")
 		}
 		writeError(w, status, failCode(status), "injected failure")
 		return
 	}
-	s.mu.Unlock()
 
 	if r.Header.Get(wire.HeaderAuthorization) != wire.AuthPrefix+Token {
 		writeError(w, http.StatusUnauthorized, wire.CodeUnauthorized, "Invalid or missing authorization token")
@@ -439,7 +368,7 @@ func (s *Server) create(w http.ResponseWriter, body []byte) {
 		CreatedAt: wire.FormatTime(now),
 	}
 	if !req.IsTest {
-		sh.ShareLocationURL = s.srv.URL + "/tracking/" + id
+		sh.ShareLocationURL = s.api.URL() + "/tracking/" + id
 	}
 	s.shippings[id] = sh
 	s.order = append(s.order, id)

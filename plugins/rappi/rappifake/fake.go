@@ -37,7 +37,6 @@ package rappifake
 
 import (
 	"bytes"
-	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -48,13 +47,13 @@ import (
 	"io"
 	"math/big"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/pipecore/pipecore/plugins/rappi/internal/wire"
+	"github.com/pipecore/pipecore/sdk/providertest/fakehttp"
 )
 
 // The only client credentials the fake accepts.
@@ -74,26 +73,15 @@ const (
 )
 
 // Request is one request the fake received, as received.
-type Request struct {
-	Method, Path string
-	Header       http.Header
-	Body         []byte
-}
+type Request = fakehttp.Request
 
 // Server is a running fake. Create it with Start and stop it with Close.
 type Server struct {
-	srv    *httptest.Server
-	ctx    context.Context // cancelled by Close
-	cancel context.CancelFunc
-	once   sync.Once
-	hooks  *http.Client
+	api *fakehttp.Server
 
 	mu         sync.Mutex
 	fee        wire.Money
 	eta        time.Duration
-	delay      time.Duration
-	failStatus int
-	failN      int
 	hookURL    string
 	hookSecret string
 	tokens     map[string]time.Time // token → expiry
@@ -101,7 +89,6 @@ type Server struct {
 	deliveries map[string]*wire.Delivery
 	byKey      map[string]string // Idempotency-Key → delivery id
 	byExternal map[string]string // external_id → delivery id
-	requests   []Request
 	seq        int64
 	idBase     int64
 }
@@ -114,15 +101,12 @@ type quote struct {
 // Start starts a fake on 127.0.0.1 with a fee of 1990 CLP, an ETA of 40
 // minutes, no delay, no failures and no webhook.
 func Start() *Server {
-	ctx, cancel := context.WithCancel(context.Background())
 	n, err := rand.Int(rand.Reader, big.NewInt(100_000_000))
 	if err != nil {
 		n = big.NewInt(0)
 	}
 	s := &Server{
-		ctx:        ctx,
-		cancel:     cancel,
-		hooks:      &http.Client{Timeout: 10 * time.Second},
+		api:        fakehttp.New(fakehttp.Options{Name: "rappifake"}),
 		fee:        wire.Money{Amount: defaultFee, Currency: defaultCurrency},
 		eta:        defaultETA,
 		tokens:     map[string]time.Time{},
@@ -132,21 +116,16 @@ func Start() *Server {
 		byExternal: map[string]string{},
 		idBase:     300_000_000 + n.Int64(),
 	}
-	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	s.api.Start(http.HandlerFunc(s.serve))
 	return s
 }
 
 // URL is the plugin's base_url: the token endpoint and the API share it.
-func (s *Server) URL() string { return s.srv.URL }
+func (s *Server) URL() string { return s.api.URL() }
 
 // Close stops the server: delayed answers end at once, the listener
 // closes, and in-flight webhooks are abandoned. It is safe to call twice.
-func (s *Server) Close() {
-	s.once.Do(func() {
-		s.cancel()
-		s.srv.Close()
-	})
-}
+func (s *Server) Close() { s.api.Close() }
 
 // SetFee sets the fee of later quotes and deliveries booked without a
 // quote. currency is upper-cased.
@@ -164,23 +143,15 @@ func (s *Server) SetETA(d time.Duration) {
 }
 
 // SetDelay makes every API answer, except the token endpoint's, wait d
-// (zero: none). A waiting answer ends early when its client gives up or
-// the fake closes.
-func (s *Server) SetDelay(d time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.delay = d
-}
+// (zero: none; answers already waiting follow the change). A waiting
+// answer ends early when its client gives up or the fake closes.
+func (s *Server) SetDelay(d time.Duration) { s.api.SetDelay(d) }
 
 // FailNext makes the next n API calls (not the token endpoint) answer
 // status with {"code":"injected_failure","message":…}; a 429 carries
 // "Retry-After: 1". The calls are still recorded and authenticated after
 // the failure is spent, not before.
-func (s *Server) FailNext(status, n int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.failStatus, s.failN = status, n
-}
+func (s *Server) FailNext(status, n int) { s.api.FailNext(status, n) }
 
 // SetWebhook makes Advance POST a signed status webhook to url with
 // secret; url "" disables webhooks.
@@ -223,7 +194,7 @@ func (s *Server) Advance(deliveryID string) (status string, err error) {
 		if d.Courier != nil {
 			d.Courier.Location = &wire.Location{Lat: -33.4489, Lng: -70.6693}
 		}
-		d.ProofOfDelivery = &wire.Proof{PhotoURL: s.srv.URL + "/proof/" + d.ID + ".jpg", PIN: "4321"}
+		d.ProofOfDelivery = &wire.Proof{PhotoURL: s.api.URL() + "/proof/" + d.ID + ".jpg", PIN: "4321"}
 	default:
 		st := d.Status
 		s.mu.Unlock()
@@ -264,22 +235,10 @@ func (s *Server) post(url, secret string, hook wire.Webhook) error {
 	if err != nil {
 		return fmt.Errorf("rappifake: encode webhook: %w", err)
 	}
-	req, err := http.NewRequestWithContext(s.ctx, http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		return fmt.Errorf("rappifake: webhook request: %w", err)
-	}
-	req.Header.Set("Content-Type", wire.ContentType)
-	req.Header.Set(wire.SignatureHeader, sign(secret, time.Now(), body))
-	resp, err := s.hooks.Do(req)
-	if err != nil {
-		return fmt.Errorf("rappifake: post webhook: %w", err)
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxBody))
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("rappifake: webhook answered HTTP %d", resp.StatusCode)
-	}
-	return nil
+	return s.api.PostWebhook(url, http.Header{
+		"Content-Type":       {wire.ContentType},
+		wire.SignatureHeader: {sign(secret, time.Now(), body)},
+	}, body)
 }
 
 // sign returns the Rappi-Signature value for body sent at t:
@@ -303,11 +262,7 @@ func (s *Server) Deliveries() int {
 
 // Requests returns every request received so far, token logins included,
 // in arrival order.
-func (s *Server) Requests() []Request {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]Request(nil), s.requests...)
-}
+func (s *Server) Requests() []Request { return s.api.Requests() }
 
 // serve records the request and routes it.
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
@@ -316,29 +271,19 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, wire.CodeInvalidRequest, "unreadable body")
 		return
 	}
-	s.mu.Lock()
-	s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Body: body})
-	delay := s.delay
-	s.mu.Unlock()
+	s.api.Record(r, body)
 
 	if r.URL.Path == wire.TokenPath {
 		s.login(w, r, body)
 		return
 	}
-	if delay > 0 {
-		t := time.NewTimer(delay)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
-			return
-		case <-s.ctx.Done():
-			t.Stop()
+	if err := s.api.Wait(r.Context(), time.Now()); err != nil {
+		if errors.Is(err, fakehttp.ErrClosed) {
 			writeError(w, http.StatusServiceUnavailable, "shutting_down", "the fake is closing")
-			return
 		}
+		return
 	}
-	if status, ok := s.takeFailure(); ok {
+	if status, ok := s.api.TakeFailure(); ok {
 		if status == http.StatusTooManyRequests {
 			w.Header().Set("Retry-After", "1")
 		}
@@ -435,16 +380,6 @@ func (s *Server) authorized(h string) bool {
 	return ok && time.Now().Before(exp)
 }
 
-func (s *Server) takeFailure() (int, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.failN <= 0 {
-		return 0, false
-	}
-	s.failN--
-	return s.failStatus, true
-}
-
 func (s *Server) quote(w http.ResponseWriter, body []byte) {
 	var in wire.QuoteRequest
 	if err := decode(body, &in); err != nil {
@@ -516,7 +451,7 @@ func (s *Server) create(w http.ResponseWriter, key string, body []byte) {
 		ExternalID:          in.ExternalID,
 		Status:              wire.StatusCreated,
 		Fee:                 &fee,
-		TrackingURL:         s.srv.URL + "/track/" + id,
+		TrackingURL:         s.api.URL() + "/track/" + id,
 		EstimatedDeliveryAt: now.Add(s.eta).UTC().Format(time.RFC3339),
 		CreatedAt:           now.UTC().Format(time.RFC3339),
 	}

@@ -45,8 +45,6 @@
 package uberfake
 
 import (
-	"bytes"
-	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -57,13 +55,14 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/pipecore/pipecore/sdk/providertest/fakehttp"
 )
 
 // The credentials the fake accepts.
@@ -89,28 +88,17 @@ const (
 
 // Request is one API request the fake received. Path is the request URI:
 // the path and, when there is one, "?" and the query.
-type Request struct {
-	Method, Path string
-	Header       http.Header
-	Body         []byte
-}
+type Request = fakehttp.Request
 
 // Server is a running fake. Create it with Start and stop it with Close.
 type Server struct {
-	ts        *httptest.Server
-	done      chan struct{}
-	closeOnce sync.Once
-	hook      *http.Client
+	api *fakehttp.Server
 
 	mu            sync.Mutex
 	now           func() time.Time
 	fee           int64
 	currency      string
 	eta           time.Duration
-	delay         time.Duration
-	delaySet      chan struct{} // closed and replaced by SetDelay
-	failStatus    int
-	failLeft      int
 	tokenTTL      time.Duration
 	tokens        map[string]time.Time // access token → expiry
 	tokenRequests int
@@ -120,7 +108,6 @@ type Server struct {
 	deliveries    map[string]*delivery
 	order         []string // delivery ids in booking order
 	idem          map[string]idemEntry
-	requests      []Request
 }
 
 type idemEntry struct {
@@ -132,34 +119,26 @@ type idemEntry struct {
 // 35 minutes, tokens valid 30 days, no delay, no webhooks.
 func Start() *Server {
 	s := &Server{
-		done:       make(chan struct{}),
-		hook:       &http.Client{Timeout: 10 * time.Second},
+		api:        fakehttp.New(fakehttp.Options{Name: "uberfake", PathWithQuery: true}),
 		now:        time.Now,
 		fee:        defaultFee,
 		currency:   defaultCurrency,
 		eta:        defaultETA,
-		delaySet:   make(chan struct{}),
 		tokenTTL:   defaultTokenTTL,
 		tokens:     map[string]time.Time{},
 		quotes:     map[string]*quote{},
 		deliveries: map[string]*delivery{},
 		idem:       map[string]idemEntry{},
 	}
-	s.ts = httptest.NewServer(http.HandlerFunc(s.serve))
+	s.api.Start(http.HandlerFunc(s.serve))
 	return s
 }
 
 // URL is the plugin's base_url; the token URL is URL()+"/oauth/v2/token".
-func (s *Server) URL() string { return s.ts.URL }
+func (s *Server) URL() string { return s.api.URL() }
 
 // Close stops the server, releasing held-back answers first.
-func (s *Server) Close() {
-	s.closeOnce.Do(func() {
-		close(s.done)
-		s.ts.Close()
-		s.hook.CloseIdleConnections()
-	})
-}
+func (s *Server) Close() { s.api.Close() }
 
 // SetFee sets the fee of later quotes and deliveries booked without a
 // quote (default 2500 CLP).
@@ -181,21 +160,11 @@ func (s *Server) SetETA(d time.Duration) {
 // its answer never arrives. Answers already held back follow the new
 // delay: SetDelay(0) releases them. A client that gives up cancels its
 // request; Close releases everything.
-func (s *Server) SetDelay(d time.Duration) {
-	s.mu.Lock()
-	s.delay = d
-	close(s.delaySet)
-	s.delaySet = make(chan struct{})
-	s.mu.Unlock()
-}
+func (s *Server) SetDelay(d time.Duration) { s.api.SetDelay(d) }
 
 // FailNext makes the next n API calls (not token requests) answer status
 // with Uber's error body for it, before authentication or processing.
-func (s *Server) FailNext(status, n int) {
-	s.mu.Lock()
-	s.failStatus, s.failLeft = status, n
-	s.mu.Unlock()
-}
+func (s *Server) FailNext(status, n int) { s.api.FailNext(status, n) }
 
 // SetTokenTTL sets expires_in of tokens minted from now on (default 30
 // days); the API refuses a token after it.
@@ -236,15 +205,7 @@ func (s *Server) Deliveries() int {
 
 // Requests returns every API request received (token requests excluded),
 // in order, including refused ones.
-func (s *Server) Requests() []Request {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]Request, len(s.requests))
-	for i, r := range s.requests {
-		out[i] = Request{Method: r.Method, Path: r.Path, Header: r.Header.Clone(), Body: bytes.Clone(r.Body)}
-	}
-	return out
-}
+func (s *Server) Requests() []Request { return s.api.Requests() }
 
 // Advance moves a delivery one step: pending → pickup (a courier is
 // assigned) → pickup_complete → dropoff → delivered, and returns the new
@@ -362,34 +323,13 @@ func (s *Server) post(target, key string, body []byte) error {
 	if target == "" {
 		return nil
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		select {
-		case <-s.done:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
-	if err != nil {
-		return fmt.Errorf("uberfake: webhook: %w", err)
-	}
 	sig := sign(key, body)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-Uber-Signature", sig)
-	req.Header.Set("X-Postmates-Signature", sig)
-	req.Header.Set("User-Agent", "uberfake-webhooks")
-	resp, err := s.hook.Do(req)
-	if err != nil {
-		return fmt.Errorf("uberfake: webhook: %w", err)
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxBody))
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("uberfake: webhook: receiver answered %d", resp.StatusCode)
-	}
-	return nil
+	return s.api.PostWebhook(target, http.Header{
+		"Content-Type":          {"application/json"},
+		"X-Uber-Signature":      {sig},
+		"X-Postmates-Signature": {sig},
+		"User-Agent":            {"uberfake-webhooks"},
+	}, body)
 }
 
 // answer is a response computed before the delay.
@@ -414,25 +354,19 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	start := time.Now()
-	s.mu.Lock()
-	s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.RequestURI(), Header: r.Header.Clone(), Body: body})
-	failing := 0
-	if s.failLeft > 0 {
-		s.failLeft--
-		failing = s.failStatus
-	}
-	s.mu.Unlock()
+	s.api.Record(r, body)
+	failing, fail := s.api.TakeFailure()
 
 	var a answer
 	switch {
-	case failing != 0:
+	case fail:
 		a = uberError(failing)
 	case len(body) > maxBody:
 		a = apiErr(http.StatusRequestEntityTooLarge, "invalid_params", "The parameters of your request were invalid.", nil)
 	default:
 		a = s.route(r, body)
 	}
-	if !s.wait(r.Context(), start) {
+	if s.api.Wait(r.Context(), start) != nil {
 		return
 	}
 	for k, v := range a.header {
@@ -441,33 +375,6 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(a.status)
 	_ = json.NewEncoder(w).Encode(a.body)
-}
-
-// wait holds an answer back until start+delay, following SetDelay
-// changes; false when the client left or the server closed.
-func (s *Server) wait(ctx context.Context, start time.Time) bool {
-	for {
-		s.mu.Lock()
-		left := s.delay - time.Since(start)
-		changed := s.delaySet
-		s.mu.Unlock()
-		if left <= 0 {
-			return true
-		}
-		t := time.NewTimer(left)
-		select {
-		case <-t.C:
-			return true
-		case <-changed:
-			t.Stop()
-		case <-ctx.Done():
-			t.Stop()
-			return false
-		case <-s.done:
-			t.Stop()
-			return false
-		}
-	}
 }
 
 func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
@@ -906,7 +813,7 @@ func (s *Server) createDelivery(body []byte) answer {
 		ExternalID:        in.ExternalID,
 		ManifestReference: in.ManifestReference,
 		Items:             in.ManifestItems,
-		TrackingURL:       s.ts.URL + "/orders/" + strings.ToLower(uuid),
+		TrackingURL:       s.api.URL() + "/orders/" + strings.ToLower(uuid),
 		PickupETA:         now.Add(eta / 3),
 		DropoffETA:        now.Add(eta),
 		Pickup:            stop{Name: in.PickupName, Phone: in.PickupPhoneNumber, Address: pickupAddr, Notes: in.PickupNotes, Location: point(in.PickupLatitude, in.PickupLongitude, -33.4263, -70.6170)},
@@ -977,7 +884,7 @@ func (s *Server) listDeliveries(q url.Values) answer {
 		if filter != "" {
 			next.Set("filter", filter)
 		}
-		out["next_href"] = s.ts.URL + "/v1/customers/" + CustomerID + "/deliveries?" + next.Encode()
+		out["next_href"] = s.api.URL() + "/v1/customers/" + CustomerID + "/deliveries?" + next.Encode()
 	}
 	return answer{status: http.StatusOK, body: out}
 }
@@ -1094,9 +1001,9 @@ type proof struct {
 
 // proofFor is what the courier collects at drop-off. The caller holds s.mu.
 func (s *Server) proofFor(d *delivery) *proof {
-	p := &proof{PictureURL: s.ts.URL + "/pod/" + d.ID + "/picture.jpg"}
+	p := &proof{PictureURL: s.api.URL() + "/pod/" + d.ID + "/picture.jpg"}
 	if d.WantSignature {
-		p.SignatureURL = s.ts.URL + "/pod/" + d.ID + "/signature.png"
+		p.SignatureURL = s.api.URL() + "/pod/" + d.ID + "/signature.png"
 	}
 	p.PIN = d.PIN
 	return p

@@ -44,7 +44,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"regexp"
 	"strconv"
 	"strings"
@@ -52,6 +51,8 @@ import (
 	"time"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/pipecore/pipecore/sdk/providertest/fakehttp"
 )
 
 // The credentials and number the fake accepts.
@@ -65,51 +66,36 @@ const (
 const wabaID = "1065550000"
 
 // Request is one API request the fake received.
-type Request struct {
-	Method, Path string
-	Header       http.Header
-	Body         []byte
-}
+type Request = fakehttp.Request
 
 // Server is a running fake. Create it with Start.
 type Server struct {
-	srv    *httptest.Server
-	client *http.Client
+	api *fakehttp.Server
 
 	mu         sync.Mutex
-	requests   []Request
 	sent       []map[string]any
 	recipients map[string]string // wamid → to
-	failStatus int
-	failLeft   int
 	hookURL    string
 	hookSecret string
 }
 
 // Start starts a fake on 127.0.0.1.
 func Start() *Server {
-	s := &Server{recipients: map[string]string{}, client: &http.Client{Timeout: 10 * time.Second}}
-	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	s := &Server{sent: []map[string]any{}, recipients: map[string]string{}, api: fakehttp.New(fakehttp.Options{Name: "metafake"})}
+	s.api.Start(http.HandlerFunc(s.serve))
 	return s
 }
 
 // URL is the base URL to use as the plugin's base_url, e.g.
 // "http://127.0.0.1:41234".
-func (s *Server) URL() string { return s.srv.URL }
+func (s *Server) URL() string { return s.api.URL() }
 
 // Close stops the fake and waits for its requests to end.
-func (s *Server) Close() {
-	s.srv.Close()
-	s.client.CloseIdleConnections()
-}
+func (s *Server) Close() { s.api.Close() }
 
 // FailNext makes the next n API requests answer status with a Graph error
 // body. n <= 0 clears it.
-func (s *Server) FailNext(status, n int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.failStatus, s.failLeft = status, max(n, 0)
-}
+func (s *Server) FailNext(status, n int) { s.api.FailNext(status, n) }
 
 // SetWebhook sets where webhooks are POSTed and the app secret that signs
 // them.
@@ -120,29 +106,14 @@ func (s *Server) SetWebhook(url, appSecret string) {
 }
 
 // Requests returns every API request received, in order.
-func (s *Server) Requests() []Request {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]Request, len(s.requests))
-	for i, r := range s.requests {
-		out[i] = Request{Method: r.Method, Path: r.Path, Header: r.Header.Clone(), Body: bytes.Clone(r.Body)}
-	}
-	return out
-}
+func (s *Server) Requests() []Request { return s.api.Requests() }
 
 // Sent returns the decoded bodies of the messages the fake accepted, in
 // order.
 func (s *Server) Sent() []map[string]any {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]map[string]any, 0, len(s.sent))
-	for _, m := range s.sent {
-		var cp map[string]any
-		b, _ := json.Marshal(m)
-		_ = json.Unmarshal(b, &cp)
-		out = append(out, cp)
-	}
-	return out
+	return fakehttp.CloneJSON(s.sent)
 }
 
 var (
@@ -152,16 +123,9 @@ var (
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-	s.mu.Lock()
-	s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Body: body})
-	fail := 0
-	if s.failLeft > 0 {
-		s.failLeft--
-		fail = s.failStatus
-	}
-	s.mu.Unlock()
-	if fail != 0 {
-		failWith(w, fail)
+	s.api.Record(r, body)
+	if status, fail := s.api.TakeFailure(); fail {
+		failWith(w, status)
 		return
 	}
 
@@ -350,23 +314,11 @@ func (s *Server) post(value map[string]any) error {
 	body := escapeNonASCII(raw)
 	mac := hmac.New(sha256.New, []byte(secret))
 	mac.Write(body)
-	req, err := http.NewRequest(http.MethodPost, hookURL, bytes.NewReader(body))
-	if err != nil {
-		return fmt.Errorf("metafake: webhook request: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "facebookexternalua")
-	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return fmt.Errorf("metafake: post webhook: %w", err)
-	}
-	defer resp.Body.Close()
-	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("metafake: webhook answered HTTP %d: %s", resp.StatusCode, answer)
-	}
-	return nil
+	return s.api.PostWebhook(hookURL, http.Header{
+		"Content-Type":        {"application/json"},
+		"User-Agent":          {"facebookexternalua"},
+		"X-Hub-Signature-256": {"sha256=" + hex.EncodeToString(mac.Sum(nil))},
+	}, body)
 }
 
 // escapeNonASCII rewrites every non-ASCII character of a JSON document as

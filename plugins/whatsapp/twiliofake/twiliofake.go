@@ -34,7 +34,6 @@
 package twiliofake
 
 import (
-	"bytes"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha1" //nolint:gosec // Twilio's signature is HMAC-SHA1.
@@ -46,13 +45,14 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/pipecore/pipecore/sdk/providertest/fakehttp"
 )
 
 // The credentials the fake accepts.
@@ -68,49 +68,34 @@ const (
 )
 
 // Request is one API request the fake received.
-type Request struct {
-	Method, Path string
-	Header       http.Header
-	Body         []byte
-}
+type Request = fakehttp.Request
 
 // Server is a running fake. Create it with Start.
 type Server struct {
-	srv    *httptest.Server
-	client *http.Client
+	api *fakehttp.Server
 
-	mu         sync.Mutex
-	requests   []Request
-	sent       []url.Values
-	messages   map[string]url.Values // sid → send form
-	failStatus int
-	failLeft   int
-	hookURL    string
+	mu       sync.Mutex
+	sent     []url.Values
+	messages map[string]url.Values // sid → send form
+	hookURL  string
 }
 
 // Start starts a fake on 127.0.0.1.
 func Start() *Server {
-	s := &Server{messages: map[string]url.Values{}, client: &http.Client{Timeout: 10 * time.Second}}
-	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	s := &Server{messages: map[string]url.Values{}, api: fakehttp.New(fakehttp.Options{Name: "twiliofake"})}
+	s.api.Start(http.HandlerFunc(s.serve))
 	return s
 }
 
 // URL is the base URL to use as the plugin's base_url.
-func (s *Server) URL() string { return s.srv.URL }
+func (s *Server) URL() string { return s.api.URL() }
 
 // Close stops the fake and waits for its requests to end.
-func (s *Server) Close() {
-	s.srv.Close()
-	s.client.CloseIdleConnections()
-}
+func (s *Server) Close() { s.api.Close() }
 
 // FailNext makes the next n API requests answer status with a Twilio
 // error body. n <= 0 clears it.
-func (s *Server) FailNext(status, n int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.failStatus, s.failLeft = status, max(n, 0)
-}
+func (s *Server) FailNext(status, n int) { s.api.FailNext(status, n) }
 
 // SetWebhook sets the URL status callbacks and incoming messages are
 // POSTed to. The signature covers this exact string.
@@ -121,15 +106,7 @@ func (s *Server) SetWebhook(url string) {
 }
 
 // Requests returns every API request received, in order.
-func (s *Server) Requests() []Request {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]Request, len(s.requests))
-	for i, r := range s.requests {
-		out[i] = Request{Method: r.Method, Path: r.Path, Header: r.Header.Clone(), Body: bytes.Clone(r.Body)}
-	}
-	return out
-}
+func (s *Server) Requests() []Request { return s.api.Requests() }
 
 // Sent returns the forms of the messages the fake accepted, in order.
 func (s *Server) Sent() []url.Values {
@@ -149,16 +126,9 @@ var (
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-	s.mu.Lock()
-	s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Body: body})
-	fail := 0
-	if s.failLeft > 0 {
-		s.failLeft--
-		fail = s.failStatus
-	}
-	s.mu.Unlock()
-	if fail != 0 {
-		failWith(w, fail)
+	s.api.Record(r, body)
+	if status, fail := s.api.TakeFailure(); fail {
+		failWith(w, status)
 		return
 	}
 
@@ -333,24 +303,12 @@ func (s *Server) post(form url.Values) error {
 	if hookURL == "" {
 		return errors.New("twiliofake: no webhook URL (call SetWebhook)")
 	}
-	req, err := http.NewRequest(http.MethodPost, hookURL, strings.NewReader(form.Encode()))
-	if err != nil {
-		return fmt.Errorf("twiliofake: webhook request: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("User-Agent", "TwilioProxy/1.1")
-	req.Header.Set("X-Twilio-Signature", sign(AuthToken, hookURL, form))
-	req.Header.Set("I-Twilio-Idempotency-Token", randomHex(32))
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return fmt.Errorf("twiliofake: post webhook: %w", err)
-	}
-	defer resp.Body.Close()
-	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("twiliofake: webhook answered HTTP %d: %s", resp.StatusCode, answer)
-	}
-	return nil
+	return s.api.PostWebhook(hookURL, http.Header{
+		"Content-Type":               {"application/x-www-form-urlencoded"},
+		"User-Agent":                 {"TwilioProxy/1.1"},
+		"X-Twilio-Signature":         {sign(AuthToken, hookURL, form)},
+		"I-Twilio-Idempotency-Token": {randomHex(32)},
+	}, []byte(form.Encode()))
 }
 
 // sign returns Twilio's X-Twilio-Signature for a form POSTed to fullURL:
