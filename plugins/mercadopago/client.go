@@ -13,8 +13,10 @@ import (
 	"time"
 
 	"github.com/mercadopago/sdk-go/pkg/config"
+	"github.com/mercadopago/sdk-go/pkg/invoice"
 	"github.com/mercadopago/sdk-go/pkg/mperror"
 	"github.com/mercadopago/sdk-go/pkg/payment"
+	"github.com/mercadopago/sdk-go/pkg/preapproval"
 	"github.com/mercadopago/sdk-go/pkg/preference"
 	"github.com/mercadopago/sdk-go/pkg/refund"
 
@@ -68,10 +70,14 @@ func (r rewriter) Do(req *http.Request) (*http.Response, error) {
 
 // client is the MercadoPago API bound to one tenant's token for one call.
 type client struct {
-	payments    payment.Client
-	preferences preference.Client
-	refunds     refund.Client
-	token       string // for redacting error messages only
+	payments     payment.Client
+	preferences  preference.Client
+	refunds      refund.Client
+	preapprovals preapproval.Client
+	// authorized reads authorized payments (the sdk calls them invoices):
+	// the charges of a subscription.
+	authorized invoice.Client
+	token      string // for redacting error messages only
 }
 
 // newClient returns a client for tenant t. A missing access_token is
@@ -90,10 +96,12 @@ func newClient(t provider.Tenant) (*client, error) {
 		return nil, provider.Invalid(fmt.Errorf("mercadopago: config: %w", err))
 	}
 	return &client{
-		payments:    payment.NewClient(cfg),
-		preferences: preference.NewClient(cfg),
-		refunds:     refund.NewClient(cfg),
-		token:       secret.Reveal(),
+		payments:     payment.NewClient(cfg),
+		preferences:  preference.NewClient(cfg),
+		refunds:      refund.NewClient(cfg),
+		preapprovals: preapproval.NewClient(cfg),
+		authorized:   invoice.NewClient(cfg),
+		token:        secret.Reveal(),
 	}, nil
 }
 

@@ -3,13 +3,17 @@ package main
 import (
 	"testing"
 
+	"github.com/pipecore/pipecore/sdk/payments"
+	"github.com/pipecore/pipecore/sdk/provider"
 	"github.com/pipecore/pipecore/sdk/providertest"
 )
 
 // TestConformance runs the SDK's payments contract over the real gRPC path
 // against the fake MercadoPago API. The fake pays every preference at once
 // (autoPay), so Refund resolves the preference to its approved payment;
-// Cancel on a preference is KindInvalid, which the contract accepts.
+// Cancel on a preference is KindInvalid, which the contract accepts. The
+// subscription check creates a pending preapproval, reads it and cancels
+// it.
 func TestConformance(t *testing.T) {
 	f := newFakeMP(t)
 	f.autoPay = true
@@ -23,6 +27,8 @@ func TestConformance(t *testing.T) {
 		ReturnURL:      "https://shop.example/return",
 		Refunds:        true,
 		Cancel:         true,
+		// A preapproval in CLP, which has no decimals: 9990 is sent as 9990.
+		Subscription: &payments.Plan{Amount: provider.Money{Amount: 9990, Currency: "CLP"}, Interval: payments.IntervalMonth, IntervalCount: 1},
 		Stall: func(testing.TB) func() {
 			f.stallAll()
 			return f.release

@@ -31,8 +31,14 @@ type fakeMP struct {
 	payments map[int]*fakePayment
 	raw      map[int][]byte // recorded payment payloads served verbatim
 	prefs    map[string]map[string]any
-	replay   map[string]replayed
-	nextID   int
+	// preapprovals are the subscriptions created or loaded; rawPreapprovals
+	// and rawAuthorized are recorded payloads served verbatim for GET
+	// /preapproval/{id} and GET /authorized_payments/{id}.
+	preapprovals    map[string]map[string]any
+	rawPreapprovals map[string][]byte
+	rawAuthorized   map[string][]byte
+	replay          map[string]replayed
+	nextID          int
 	// autoPay makes every created preference paid at once by a buyer: an
 	// approved payment with the preference's external_reference and
 	// metadata appears.
@@ -86,6 +92,7 @@ func newFakeMP(t testing.TB) *fakeMP {
 	t.Helper()
 	f := &fakeMP{
 		t: t, payments: map[int]*fakePayment{}, raw: map[int][]byte{}, prefs: map[string]map[string]any{},
+		preapprovals: map[string]map[string]any{}, rawPreapprovals: map[string][]byte{}, rawAuthorized: map[string][]byte{},
 		replay: map[string]replayed{}, nextID: 1300000000, directStatus: "approved",
 	}
 	f.Server = httptest.NewServer(http.HandlerFunc(f.serve))
@@ -140,6 +147,49 @@ func (f *fakeMP) loadPayment(id int, name string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.raw[id] = b
+}
+
+// loadPreapproval serves testdata/preapprovals/<name>.json verbatim for id.
+func (f *fakeMP) loadPreapproval(id, name string) {
+	f.t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rawPreapprovals[id] = f.readTestdata("preapprovals", name)
+}
+
+// loadAuthorizedPayment serves testdata/authorized_payments/<name>.json
+// verbatim for id.
+func (f *fakeMP) loadAuthorizedPayment(id, name string) {
+	f.t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rawAuthorized[id] = f.readTestdata("authorized_payments", name)
+}
+
+func (f *fakeMP) readTestdata(dir, name string) []byte {
+	f.t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", dir, name+".json"))
+	if err != nil {
+		f.t.Fatalf("fake: %v", err)
+	}
+	return b
+}
+
+// setPreapprovalStatus moves a created preapproval, as the customer (who
+// authorizes it) or MercadoPago would.
+func (f *fakeMP) setPreapprovalStatus(id, status string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if p := f.preapprovals[id]; p != nil {
+		p["status"] = status
+	}
+}
+
+// preapproval returns a created preapproval as served.
+func (f *fakeMP) preapproval(id string) map[string]any {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.preapprovals[id]
 }
 
 func (f *fakeMP) recorded() []recorded {
@@ -281,6 +331,13 @@ func (f *fakeMP) route(r *http.Request, body []byte) replayed {
 			}
 		}
 		return ok(http.StatusOK, map[string]any{"paging": map[string]int{"total": len(results), "limit": 30}, "results": results})
+	case r.URL.Path == "/preapproval" || strings.HasPrefix(r.URL.Path, "/preapproval/"):
+		return f.routePreapproval(r, parts, body, now)
+	case r.Method == http.MethodGet && len(parts) == 2 && parts[0] == "authorized_payments":
+		if raw, ok2 := f.rawAuthorized[parts[1]]; ok2 {
+			return replayed{status: http.StatusOK, body: raw}
+		}
+		return apiErr(http.StatusNotFound, "not_found", "authorized payment not found")
 	case len(parts) >= 3 && parts[0] == "v1" && parts[1] == "payments":
 		id, err := strconv.Atoi(parts[2])
 		if err != nil {
@@ -339,6 +396,90 @@ func (f *fakeMP) route(r *http.Request, body []byte) replayed {
 			p.DateLastUpdated = now
 			return ok(http.StatusCreated, ref)
 		}
+	}
+	return apiErr(http.StatusNotFound, "not_found", "resource not found")
+}
+
+// routePreapproval serves POST /preapproval and GET/PUT /preapproval/{id}
+// with MercadoPago's validation of the fields the plugin sends; f.mu is
+// held.
+func (f *fakeMP) routePreapproval(r *http.Request, parts []string, body []byte, now string) replayed {
+	switch {
+	case r.Method == http.MethodPost && len(parts) == 1:
+		var req map[string]any
+		if err := json.Unmarshal(body, &req); err != nil {
+			return apiErr(http.StatusBadRequest, "bad_request", "invalid json")
+		}
+		email, _ := req["payer_email"].(string)
+		back, _ := req["back_url"].(string)
+		plan, _ := req["preapproval_plan_id"].(string)
+		switch {
+		case email == "":
+			return apiErr(http.StatusBadRequest, "bad_request", "payer_email is required")
+		case back == "":
+			return apiErr(http.StatusBadRequest, "bad_request", "back_url is required")
+		}
+		if plan != "" {
+			// The plan's recurrence, as MercadoPago copies it.
+			req["auto_recurring"] = map[string]any{"frequency": 1, "frequency_type": "months", "transaction_amount": 9990, "currency_id": "CLP"}
+		}
+		rec, _ := req["auto_recurring"].(map[string]any)
+		freq, _ := rec["frequency"].(float64)
+		ftype, _ := rec["frequency_type"].(string)
+		amount, _ := rec["transaction_amount"].(float64)
+		cur, _ := rec["currency_id"].(string)
+		if plan == "" && (freq < 1 || freq != float64(int(freq)) || (ftype != "days" && ftype != "months") || amount <= 0 || cur == "") {
+			return apiErr(http.StatusBadRequest, "bad_request", "auto_recurring: frequency, frequency_type (days or months), transaction_amount and currency_id are required")
+		}
+		rec["start_date"] = now
+		f.nextID++
+		id := fmt.Sprintf("2c938084%024x", f.nextID)
+		req["id"] = id
+		req["payer_id"] = 123123123
+		req["collector_id"] = 987654321
+		req["application_id"] = 1234567812345678
+		req["init_point"] = "https://www.mercadopago.cl/subscriptions/checkout?preapproval_id=" + id
+		req["sandbox_init_point"] = "https://sandbox.mercadopago.cl/subscriptions/checkout?preapproval_id=" + id
+		req["date_created"] = now
+		req["last_modified"] = now
+		req["next_payment_date"] = now
+		req["version"] = 0
+		if _, ok := req["status"]; !ok {
+			req["status"] = "pending"
+		}
+		f.preapprovals[id] = req
+		return ok(http.StatusCreated, req)
+	case len(parts) != 2:
+		return apiErr(http.StatusNotFound, "not_found", "resource not found")
+	case r.Method == http.MethodGet:
+		if raw, ok2 := f.rawPreapprovals[parts[1]]; ok2 {
+			return replayed{status: http.StatusOK, body: raw}
+		}
+		if p := f.preapprovals[parts[1]]; p != nil {
+			return ok(http.StatusOK, p)
+		}
+		return apiErr(http.StatusNotFound, "not_found", "preapproval not found")
+	case r.Method == http.MethodPut:
+		p := f.preapprovals[parts[1]]
+		if p == nil {
+			return apiErr(http.StatusNotFound, "not_found", "preapproval not found")
+		}
+		var req struct {
+			Status string `json:"status"`
+		}
+		if err := json.Unmarshal(body, &req); err != nil {
+			return apiErr(http.StatusBadRequest, "bad_request", "invalid json")
+		}
+		if p["status"] == "cancelled" {
+			return apiErr(http.StatusBadRequest, "bad_request", "You can not modify a cancelled preapproval")
+		}
+		switch req.Status {
+		case "cancelled", "paused", "authorized":
+			p["status"], p["last_modified"] = req.Status, now
+			p["version"] = p["version"].(int) + 1
+			return ok(http.StatusOK, p)
+		}
+		return apiErr(http.StatusBadRequest, "bad_request", "invalid status")
 	}
 	return apiErr(http.StatusNotFound, "not_found", "resource not found")
 }

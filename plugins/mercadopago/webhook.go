@@ -23,8 +23,12 @@ const (
 	catalogRefunded  = "payment.refunded"
 )
 
-// topicPayment is the only notification topic turned into events.
-const topicPayment = "payment"
+// The notification topics turned into events.
+const (
+	topicPayment           = "payment"
+	topicPreapproval       = "subscription_preapproval"
+	topicAuthorizedPayment = "subscription_authorized_payment"
+)
 
 // errMalformedWebhook is in the chain of every KindPermanent error
 // ParseWebhook returns: the notification cannot be read.
@@ -44,20 +48,23 @@ type notification struct {
 
 // ParseWebhook treats a MercadoPago notification as a hint: it reads the
 // topic (body "type", else query "type" or "topic") and the resource id
-// (body "data.id", else query "data.id" or "id"), and for the "payment"
-// topic fetches the payment with the tenant's access token and maps the
-// fetched status (README.md has the table). Other topics, and statuses
-// without a catalog event (pending, in_process, authorized, in_mediation),
-// yield no event and a nil error.
+// (body "data.id", else query "data.id" or "id"), fetches the resource
+// with the tenant's access token and maps its status (README.md has the
+// tables): the payment for topic "payment", the preapproval for
+// "subscription_preapproval", the authorized payment for
+// "subscription_authorized_payment" (see subscription_webhook.go). Other
+// topics, and statuses without a catalog event (pending, in_process,
+// authorized, in_mediation payments; pending or paused preapprovals;
+// scheduled charges), yield no event and a nil error.
 //
 // A body that is not a JSON object, a notification without topic, or a
-// payment notification whose id is not numeric is KindPermanent (wrapping
-// errMalformedWebhook). A failed fetch is KindRetryable whatever the
-// cause, so the gateway retries later.
+// resource id of the wrong shape (not numeric for payments and authorized
+// payments) is KindPermanent (wrapping errMalformedWebhook). A failed
+// fetch is KindRetryable whatever the cause, so the gateway retries later.
 //
-// Event.ID is x-request-id, data.id and action joined by ":" (the
-// provider's documented dedup key), else "notification:<id>", else
-// "<data.id>:<status>". Subject is the payment id. ParseWebhook keeps
+// For payments Event.ID is x-request-id, data.id and action joined by ":"
+// (the provider's documented dedup key), else "notification:<id>", else
+// "<data.id>:<status>", and Subject is the payment id. ParseWebhook keeps
 // nothing and is safe for concurrent use.
 func (*mercadoPago) ParseWebhook(ctx context.Context, req provider.WebhookRequest) ([]provider.Event, error) {
 	var n notification
@@ -71,11 +78,21 @@ func (*mercadoPago) ParseWebhook(ctx context.Context, req provider.WebhookReques
 	if topic == "" {
 		return nil, provider.Permanent(fmt.Errorf("%w: no type or topic", errMalformedWebhook))
 	}
-	log := provider.Log(ctx)
-	if topic != topicPayment {
-		log.Debug("mercadopago webhook ignored", "topic", clip(topic), "data_id", clip(dataID))
-		return nil, nil
+	switch topic {
+	case topicPayment:
+		return parsePayment(ctx, req, n, dataID)
+	case topicPreapproval:
+		return parsePreapproval(ctx, req, dataID)
+	case topicAuthorizedPayment:
+		return parseAuthorizedPayment(ctx, req, dataID)
 	}
+	provider.Log(ctx).Debug("mercadopago webhook ignored", "topic", clip(topic), "data_id", clip(dataID))
+	return nil, nil
+}
+
+// parsePayment handles the payment topic: it fetches the payment and maps
+// its status.
+func parsePayment(ctx context.Context, req provider.WebhookRequest, n notification, dataID string) ([]provider.Event, error) {
 	id, err := strconv.Atoi(dataID)
 	if err != nil || id <= 0 {
 		return nil, provider.Permanent(fmt.Errorf("%w: payment id %q is not numeric", errMalformedWebhook, clip(dataID)))
@@ -86,16 +103,11 @@ func (*mercadoPago) ParseWebhook(ctx context.Context, req provider.WebhookReques
 	}
 	p, err := c.payments.Get(ctx, id)
 	if err != nil {
-		cerr := c.fail(ctx, "get payment", err)
-		out := provider.Retryable(fmt.Errorf("mercadopago: webhook for payment %d: %w", id, cerr))
-		if code := provider.CodeOf(cerr); code != "" {
-			out = provider.WithCode(out, code)
-		}
-		return nil, out
+		return nil, c.fetchFailed(ctx, "get payment", fmt.Sprintf("payment %d", id), err)
 	}
 	out := mapPayment(p)
 	if out == nil {
-		log.Debug("mercadopago webhook needs no event", "payment", id, "status", clip(p.Status))
+		provider.Log(ctx).Debug("mercadopago webhook needs no event", "payment", id, "status", clip(p.Status))
 		return nil, nil
 	}
 	data, err := json.Marshal(out.data)
@@ -109,6 +121,18 @@ func (*mercadoPago) ParseWebhook(ctx context.Context, req provider.WebhookReques
 		OccurredAt: out.at,
 		Data:       data,
 	}}, nil
+}
+
+// fetchFailed classifies a failed fetch of the resource a notification
+// points to (what, e.g. "payment 123"): always KindRetryable, because the
+// resource may not be readable yet, keeping the API's code.
+func (c *client) fetchFailed(ctx context.Context, op, what string, err error) error {
+	cerr := c.fail(ctx, op, err)
+	out := provider.Retryable(fmt.Errorf("mercadopago: webhook for %s: %w", what, cerr))
+	if code := provider.CodeOf(cerr); code != "" {
+		out = provider.WithCode(out, code)
+	}
+	return out
 }
 
 func eventID(requestID, dataID, action, notificationID, status string) string {

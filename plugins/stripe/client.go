@@ -18,6 +18,7 @@ import (
 	checkoutsession "github.com/stripe/stripe-go/v76/checkout/session"
 	"github.com/stripe/stripe-go/v76/paymentintent"
 	"github.com/stripe/stripe-go/v76/refund"
+	"github.com/stripe/stripe-go/v76/subscription"
 )
 
 const (
@@ -64,6 +65,7 @@ type client struct {
 	intents  paymentintent.Client
 	sessions checkoutsession.Client
 	refunds  refund.Client
+	subs     subscription.Client
 	account  string // Stripe-Account header; empty for the key's own account
 	key      string // for redacting error messages only
 }
@@ -85,6 +87,7 @@ func newClient(t provider.Tenant) (*client, error) {
 		intents:  paymentintent.Client{B: b.API, Key: key},
 		sessions: checkoutsession.Client{B: b.API, Key: key},
 		refunds:  refund.Client{B: b.API, Key: key},
+		subs:     subscription.Client{B: b.API, Key: key},
 		account:  strings.TrimSpace(t.Setting(fieldAccount)),
 		key:      key,
 	}, nil

@@ -64,6 +64,26 @@ func allCalls() []call {
 			_, err := p.Cancel(ctx, payments.CancelRequest{Tenant: t, IdempotencyKey: "k", ID: "pi_123"})
 			return err
 		}},
+		{"create subscription", func(ctx context.Context, p *stripeProvider, t provider.Tenant) error {
+			_, err := p.CreateSubscription(ctx, subscriptionRequest(t))
+			return err
+		}},
+		{"get subscription session", func(ctx context.Context, p *stripeProvider, t provider.Tenant) error {
+			_, err := p.GetSubscription(ctx, payments.GetRequest{Tenant: t, ID: "cs_test_123"})
+			return err
+		}},
+		{"get subscription", func(ctx context.Context, p *stripeProvider, t provider.Tenant) error {
+			_, err := p.GetSubscription(ctx, payments.GetRequest{Tenant: t, ID: "sub_123"})
+			return err
+		}},
+		{"cancel subscription session", func(ctx context.Context, p *stripeProvider, t provider.Tenant) error {
+			_, err := p.CancelSubscription(ctx, payments.CancelRequest{Tenant: t, IdempotencyKey: "k", ID: "cs_test_123"})
+			return err
+		}},
+		{"cancel subscription", func(ctx context.Context, p *stripeProvider, t provider.Tenant) error {
+			_, err := p.CancelSubscription(ctx, payments.CancelRequest{Tenant: t, IdempotencyKey: "k", ID: "sub_123"})
+			return err
+		}},
 	}
 }
 

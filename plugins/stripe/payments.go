@@ -65,7 +65,7 @@ func (*stripeProvider) CreatePayment(ctx context.Context, req payments.CreateReq
 }
 
 func (c *client) createSession(ctx context.Context, common stripe.Params, meta map[string]string, req payments.CreateRequest) (payments.Payment, error) {
-	back, err := returnURL(req.ReturnURL, req.PaymentID)
+	back, err := returnURL(req.ReturnURL, "payment_id", req.PaymentID)
 	if err != nil {
 		return payments.Payment{}, err
 	}
@@ -131,18 +131,19 @@ func metadata(req payments.CreateRequest) map[string]string {
 }
 
 // returnURL validates the tenant's return URL and appends
-// payment_id=<paymentID> to its query, keeping the query it already has.
-func returnURL(raw, paymentID string) (string, error) {
+// <param>=<id> (payment_id=pay_…, subscription_id=sub_…) to its query,
+// keeping the query it already has. An empty id appends nothing.
+func returnURL(raw, param, id string) (string, error) {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return "", provider.Invalid(fmt.Errorf("stripe: return URL %q must be an absolute http(s) URL", raw))
 	}
-	if paymentID != "" {
-		param := "payment_id=" + url.QueryEscape(paymentID)
+	if id != "" {
+		kv := param + "=" + url.QueryEscape(id)
 		if u.RawQuery == "" {
-			u.RawQuery = param
+			u.RawQuery = kv
 		} else {
-			u.RawQuery += "&" + param
+			u.RawQuery += "&" + kv
 		}
 	}
 	return u.String(), nil
@@ -305,15 +306,21 @@ func (*stripeProvider) Cancel(ctx context.Context, req payments.CancelRequest) (
 	return intentPayment(pi), nil
 }
 
-// checkID rejects ids that are not Stripe ids of the accepted kinds, before
-// they reach a URL path.
+// checkID rejects payment ids that are not Stripe ids of the accepted
+// kinds, before they reach a URL path.
 func checkID(id string, prefixes ...string) error {
+	return checkIDOf("payment", id, prefixes...)
+}
+
+// checkIDOf is checkID for an id of the gateway's kind ("payment",
+// "subscription"), which the message names.
+func checkIDOf(kind, id string, prefixes ...string) error {
 	for _, p := range prefixes {
 		if len(id) > len(p) && strings.HasPrefix(id, p) && !strings.ContainsAny(id, "/?#% ") {
 			return nil
 		}
 	}
-	return provider.Invalid(fmt.Errorf("stripe: payment id %q is not a %s id", id, strings.Join(prefixes, "… or ")+"…"))
+	return provider.Invalid(fmt.Errorf("stripe: %s id %q is not a %s id", kind, clip(id), strings.Join(prefixes, "… or ")+"…"))
 }
 
 // intentPayment maps a PaymentIntent, with latest_charge expanded when

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -224,7 +225,7 @@ func TestReturnURL(t *testing.T) {
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
-			got, err := returnURL(tt.raw, tt.paymentID)
+			got, err := returnURL(tt.raw, "payment_id", tt.paymentID)
 			if tt.invalid {
 				wantKind(t, err, provider.KindInvalid)
 				return
@@ -637,7 +638,7 @@ func TestIntentPayment(t *testing.T) {
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
-			if got := intentPayment(&tt.pi); got != tt.want {
+			if got := intentPayment(&tt.pi); !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("intentPayment =\n %+v\nwant\n %+v", got, tt.want)
 			}
 		})
@@ -681,7 +682,7 @@ func TestSessionPayment(t *testing.T) {
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
-			if got := sessionPayment(&tt.s); got != tt.want {
+			if got := sessionPayment(&tt.s); !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("sessionPayment =\n %+v\nwant\n %+v", got, tt.want)
 			}
 		})

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"go/build"
@@ -16,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -165,7 +167,20 @@ type upstream struct {
 	seen      []seenRequest
 	intercept http.HandlerFunc
 	replay    map[string]*httptest.ResponseRecorder // nil: forward every request
+	// modes remembers the mode of each Checkout Session created through
+	// the proxy, which stateless stripe-mock forgets: its GET answers
+	// always say "payment". It has its own lock: replayed forwards with mu
+	// held.
+	modeMu sync.Mutex
+	modes  map[string]string
 }
+
+// sessionsPath is the Checkout Sessions collection.
+const sessionsPath = "/v1/checkout/sessions"
+
+// modeHeader carries a created session's mode from the request to
+// ModifyResponse.
+const modeHeader = "X-Test-Session-Mode"
 
 // newUpstream starts a recording proxy to target, closed when t ends.
 func newUpstream(t testing.TB, target string) *upstream {
@@ -175,7 +190,8 @@ func newUpstream(t testing.TB, target string) *upstream {
 		t.Fatal(err)
 	}
 	proxy := httputil.NewSingleHostReverseProxy(u)
-	up := &upstream{proxy: proxy}
+	up := &upstream{proxy: proxy, modes: map[string]string{}}
+	proxy.ModifyResponse = up.rememberMode
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(r.Body)
 		if err != nil {
@@ -186,6 +202,9 @@ func newUpstream(t testing.TB, target string) *upstream {
 		form, _ := url.ParseQuery(r.URL.RawQuery)
 		if len(body) > 0 {
 			form, _ = url.ParseQuery(string(body))
+		}
+		if r.Method == http.MethodPost && r.URL.Path == sessionsPath {
+			r.Header.Set(modeHeader, form.Get("mode"))
 		}
 		up.mu.Lock()
 		up.seen = append(up.seen, seenRequest{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Form: form})
@@ -204,6 +223,40 @@ func newUpstream(t testing.TB, target string) *upstream {
 	t.Cleanup(srv.Close)
 	up.URL = srv.URL
 	return up
+}
+
+// rememberMode records the mode of a session stripe-mock created and puts
+// it back into stripe-mock's answers for that session, as Stripe, which
+// keeps the session, would.
+func (u *upstream) rememberMode(res *http.Response) error {
+	req := res.Request
+	created := req.Method == http.MethodPost && req.URL.Path == sessionsPath
+	id, read := strings.CutPrefix(req.URL.Path, sessionsPath+"/")
+	if res.StatusCode != http.StatusOK || !(created || read) {
+		return nil
+	}
+	body, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err != nil {
+		return err
+	}
+	var obj map[string]any
+	if err := json.Unmarshal(body, &obj); err == nil {
+		u.modeMu.Lock()
+		if created {
+			if sid, _ := obj["id"].(string); sid != "" && req.Header.Get(modeHeader) != "" {
+				u.modes[sid] = req.Header.Get(modeHeader)
+			}
+		} else if mode, ok := u.modes[strings.TrimSuffix(id, "/expire")]; ok {
+			obj["mode"] = mode
+			body, _ = json.Marshal(obj)
+		}
+		u.modeMu.Unlock()
+	}
+	res.Body = io.NopCloser(bytes.NewReader(body))
+	res.ContentLength = int64(len(body))
+	res.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	return nil
 }
 
 // emulateIdempotency makes the proxy behave like Stripe's idempotency

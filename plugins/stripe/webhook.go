@@ -25,6 +25,10 @@ const (
 	eventSessionExpired     = "checkout.session.expired"
 	eventChargeRefunded     = "charge.refunded"
 	eventDisputeCreated     = "charge.dispute.created"
+
+	eventInvoicePaid         = "invoice.paid"
+	eventInvoiceFailed       = "invoice.payment_failed"
+	eventSubscriptionDeleted = "customer.subscription.deleted"
 )
 
 // The catalog types the plugin emits (EVENTS.md).
@@ -34,6 +38,11 @@ const (
 	catalogCancelled = "payment.cancelled"
 	catalogRefunded  = "payment.refunded"
 	catalogDisputed  = "payment.disputed"
+
+	catalogSubAuthorized = "subscription.authorized"
+	catalogSubRenewed    = "subscription.renewed"
+	catalogSubFailed     = "subscription.payment_failed"
+	catalogSubCancelled  = "subscription.cancelled"
 )
 
 // errMalformedWebhook is in the chain of every error ParseWebhook returns:
@@ -50,8 +59,9 @@ var errMalformedWebhook = errors.New("stripe: malformed webhook")
 // .payment_failed and .canceled; checkout.session.completed (paid or no
 // payment required), .async_payment_succeeded, .async_payment_failed and
 // .expired for payment-mode sessions; charge.refunded;
-// charge.dispute.created. Every other type, a session completed but not
-// yet paid, a session in setup or subscription mode and an event of
+// charge.dispute.created; and the subscription events (see
+// subscription_webhook.go). Every other type, a session completed but not
+// yet paid, a session in setup mode and an event of
 // another connected account than the tenant's account setting yield no
 // event and a nil error: the webhook is acknowledged and nothing is
 // emitted.
@@ -65,7 +75,9 @@ var errMalformedWebhook = errors.New("stripe: malformed webhook")
 //
 // ParseWebhook makes no network call, keeps nothing and is safe for
 // concurrent use. Event.ID is Stripe's evt_… id (stable across Stripe's
-// retries); Event.Subject is data.object.id; Event.OccurredAt is created.
+// retries); Event.Subject is data.object.id for payment events and the
+// subscription's id for subscription events (the cs_… id for session
+// events); Event.OccurredAt is created.
 func (*stripeProvider) ParseWebhook(ctx context.Context, req provider.WebhookRequest) ([]provider.Event, error) {
 	var ev stripeEvent
 	if err := json.Unmarshal(req.Body, &ev); err != nil {
@@ -110,7 +122,11 @@ func (*stripeProvider) ParseWebhook(ctx context.Context, req provider.WebhookReq
 		log.Debug("stripe webhook needs no event", "event", clip(ev.ID), "type", ev.Type)
 		return nil, nil
 	}
-	data, err := json.Marshal(out.data)
+	var payload any = out.data
+	if out.sub != nil {
+		payload = out.sub
+	}
+	data, err := json.Marshal(payload)
 	if err != nil {
 		return nil, fmt.Errorf("stripe: encode event %q: %w", clip(ev.ID), err)
 	}
@@ -135,6 +151,10 @@ var eventMappers = map[string]func(eventType string, object json.RawMessage) (*m
 	eventSessionExpired:     mapSession,
 	eventChargeRefunded:     mapRefund,
 	eventDisputeCreated:     mapDispute,
+
+	eventInvoicePaid:         mapInvoice,
+	eventInvoiceFailed:       mapInvoice,
+	eventSubscriptionDeleted: mapSubscriptionDeleted,
 }
 
 // stripeEvent holds the fields of a Stripe event that every event is read
@@ -163,11 +183,13 @@ func (ev *stripeEvent) malformed(err error) error {
 	return provider.Permanent(fmt.Errorf("%w: event %q (%s): %w", errMalformedWebhook, clip(ev.ID), ev.Type, err))
 }
 
-// mapped is the catalog event a Stripe event becomes.
+// mapped is the catalog event a Stripe event becomes: a payment event with
+// data, or a subscription event with sub.
 type mapped struct {
 	typ     string
 	subject string
 	data    paymentData
+	sub     *subscriptionData
 }
 
 // paymentData is the Data of a payment.* catalog event (EVENTS.md). Unknown
@@ -361,18 +383,22 @@ type checkoutSession struct {
 	ClientReferenceID  string            `json:"client_reference_id"`
 	PaymentIntent      ref               `json:"payment_intent"`
 	PaymentMethodTypes []string          `json:"payment_method_types"`
+	Subscription       ref               `json:"subscription"`
 }
 
 // mapSession maps the checkout.session.* events of payment-mode sessions.
 // provider_payment_id is the cs_… id, which CreatePayment returned to the
-// gateway.
+// gateway. Subscription-mode sessions go to mapSubscriptionSession.
 func mapSession(eventType string, raw json.RawMessage) (*mapped, error) {
 	var s checkoutSession
 	if err := decodeObject(raw, "checkout.session", &s, &s.objectHeader); err != nil {
 		return nil, err
 	}
+	if s.Mode == "subscription" {
+		return mapSubscriptionSession(eventType, &s), nil
+	}
 	if s.Mode != "payment" {
-		return nil, nil // setup and subscription sessions take no payment
+		return nil, nil // setup sessions take no payment
 	}
 	out := &mapped{subject: s.ID, data: paymentData{
 		ProviderPaymentID:       s.ID,

@@ -64,6 +64,12 @@ var recordedWebhooks = map[string]struct {
 	"charge.dispute.created":                   {want: catalogDisputed},
 	"customer.created":                         {}, // not a payment event
 	"malformed":                                {malformed: true},
+
+	"checkout.session.completed.subscription": {want: catalogSubAuthorized},
+	"checkout.session.expired.subscription":   {want: catalogSubCancelled},
+	"invoice.paid.subscription_cycle":         {want: catalogSubRenewed},
+	"invoice.payment_failed":                  {want: catalogSubFailed},
+	"customer.subscription.deleted":           {want: catalogSubCancelled},
 }
 
 func TestParseWebhookRecorded(t *testing.T) {
@@ -100,9 +106,7 @@ func TestParseWebhookRecorded(t *testing.T) {
 				if want := time.Unix(se.Created, 0).UTC(); !ev.OccurredAt.Equal(want) || ev.OccurredAt.Location() != time.UTC {
 					t.Errorf("OccurredAt = %v, want created %v in UTC", ev.OccurredAt, want)
 				}
-				if want, _ := se.Data.Object["id"].(string); ev.Subject != want {
-					t.Errorf("Subject = %q, want data.object.id %q", ev.Subject, want)
-				}
+				checkSubject(t, se, ev)
 				checkCatalog(t, ev)
 			}
 			checkGolden(t, name, evs)
@@ -149,6 +153,8 @@ func wantStripeObject(t testing.TB, se stripe.Event) {
 		"charge":           &stripe.Charge{},
 		"dispute":          &stripe.Dispute{},
 		"customer":         &stripe.Customer{},
+		"invoice":          &stripe.Invoice{},
+		"subscription":     &stripe.Subscription{},
 	}
 	kind, _ := se.Data.Object["object"].(string)
 	v, ok := targets[kind]
@@ -188,6 +194,27 @@ func checkGolden(t testing.TB, name string, evs []provider.Event) {
 	}
 }
 
+// checkSubject asserts the event's Subject: data.object.id for payment
+// events and Checkout Session events (the id CreatePayment and
+// CreateSubscription return), the Stripe subscription otherwise.
+func checkSubject(t testing.TB, se stripe.Event, ev provider.Event) {
+	t.Helper()
+	want, _ := se.Data.Object["id"].(string)
+	if kind, _ := se.Data.Object["object"].(string); strings.HasPrefix(ev.Type, "subscription.") && kind != "checkout.session" {
+		var data struct {
+			ProviderSubscriptionID string `json:"provider_subscription_id"`
+		}
+		_ = json.Unmarshal(ev.Data, &data)
+		want = data.ProviderSubscriptionID
+		if !strings.HasPrefix(want, "sub_") {
+			t.Errorf("provider_subscription_id = %q, want a sub_ id", want)
+		}
+	}
+	if ev.Subject != want {
+		t.Errorf("Subject = %q, want %q", ev.Subject, want)
+	}
+}
+
 // The catalog's payment fields per type (EVENTS.md), plus the plugin's
 // documented extra provider_payment_intent_id.
 var catalogFields = func() map[string]map[string]bool {
@@ -205,8 +232,16 @@ var catalogFields = func() map[string]map[string]bool {
 		catalogCancelled: set(append(common, "failure_code", "failure_message")...),
 		catalogRefunded:  set(append(common, "refunded_amount", "refund_id", "partial")...),
 		catalogDisputed:  set(append(common, "dispute_id", "reason")...),
+
+		catalogSubAuthorized: set(subscriptionFields...),
+		catalogSubRenewed:    set(subscriptionFields...),
+		catalogSubFailed:     set(subscriptionFields...),
+		catalogSubCancelled:  set(subscriptionFields...),
 	}
 }()
+
+// The fields of subscription.* events (EVENTS.md) the plugin may know.
+var subscriptionFields = []string{"subscription_id", "provider_subscription_id", "status", "amount", "provider_payment_id", "current_period_end", "reason"}
 
 // The payment status words each type may carry.
 var catalogStatuses = map[string][]string{
@@ -215,6 +250,11 @@ var catalogStatuses = map[string][]string{
 	catalogCancelled: {"cancelled"},
 	catalogRefunded:  {"succeeded", "refunded"},
 	catalogDisputed:  {"succeeded", "refunded"},
+
+	catalogSubAuthorized: {"active"},
+	catalogSubRenewed:    {"active"},
+	catalogSubFailed:     {"past_due"},
+	catalogSubCancelled:  {"cancelled"},
 }
 
 var upperCurrency = regexp.MustCompile(`^[A-Z]{3}$`)
@@ -225,7 +265,7 @@ func checkCatalog(t testing.TB, ev provider.Event) {
 	t.Helper()
 	fields, ok := catalogFields[ev.Type]
 	if !ok {
-		t.Fatalf("type %q is not a catalog payment type", ev.Type)
+		t.Fatalf("type %q is not a catalog payment or subscription type", ev.Type)
 	}
 	if ev.ID == "" || ev.Subject == "" || ev.OccurredAt.IsZero() {
 		t.Errorf("event %+v lacks its id, subject or time", ev)
@@ -239,8 +279,29 @@ func checkCatalog(t testing.TB, ev provider.Event) {
 			t.Errorf("%s: field %q is not in the catalog", ev.Type, k)
 		}
 	}
-	if id, _ := data["provider_payment_id"].(string); id == "" {
-		t.Errorf("%s: no provider_payment_id", ev.Type)
+	switch {
+	case strings.HasPrefix(ev.Type, "subscription."):
+		if id, _ := data["subscription_id"].(string); !strings.HasPrefix(id, "sub_") {
+			t.Errorf("%s: subscription_id = %v, want the gateway's sub_ id from the metadata", ev.Type, data["subscription_id"])
+		}
+		if v, present := data["current_period_end"]; present {
+			s, _ := v.(string)
+			if _, err := time.Parse(time.RFC3339, s); err != nil || !strings.HasSuffix(s, "Z") {
+				t.Errorf("%s: current_period_end = %v, want RFC 3339 in UTC", ev.Type, v)
+			}
+		}
+		if ev.Type == catalogSubRenewed {
+			if _, present := data["amount"]; !present {
+				t.Errorf("%s: no amount", ev.Type)
+			}
+			if id, _ := data["provider_payment_id"].(string); id == "" {
+				t.Errorf("%s: no provider_payment_id", ev.Type)
+			}
+		}
+	default:
+		if id, _ := data["provider_payment_id"].(string); id == "" {
+			t.Errorf("%s: no provider_payment_id", ev.Type)
+		}
 	}
 	status, _ := data["status"].(string)
 	if !contains(catalogStatuses[ev.Type], status) {
@@ -374,6 +435,10 @@ func TestParseWebhookMalformed(t *testing.T) {
 		"charge of another kind":   {body: strings.Replace(string(readFixture(t, "charge.refunded.partial")), `"object": "charge"`, `"object": "refund"`, 1), message: `object is "refund", want charge`},
 		"refunds not a list":       {body: strings.Replace(string(readFixture(t, "charge.refunded.legacy_api")), `"refunds": {`, `"refunds": "re_1", "x": {`, 1), message: "cannot unmarshal string"},
 		"dispute reason a number":  {body: strings.Replace(string(readFixture(t, "charge.dispute.created")), `"reason": "fraudulent"`, `"reason": 4`, 1), message: "cannot unmarshal number"},
+		"invoice of another kind":  {body: strings.Replace(string(readFixture(t, "invoice.paid.subscription_cycle")), `"object": "invoice"`, `"object": "charge"`, 1), message: `object is "charge", want invoice`},
+		"invoice period a string":  {body: strings.Replace(string(readFixture(t, "invoice.paid.subscription_cycle")), `"end": 1801058590`, `"end": "soon"`, 1), message: "cannot unmarshal string"},
+		"subscription metadata":    {body: strings.Replace(string(readFixture(t, "customer.subscription.deleted")), `"reference": "plan-gold-42"`, `"reference": 42`, 1), message: "cannot unmarshal number"},
+		"session subscription num": {body: strings.Replace(string(readFixture(t, "checkout.session.completed.subscription")), `"subscription": "sub_1QyD2fLkdIwHu7ixQw3Er5Ty"`, `"subscription": 5`, 1), message: "cannot unmarshal number"},
 		"long id is clipped":       {body: `{"id":"` + long + `","type":"charge.refunded","created":1795788187}`, message: "no data.object"},
 		"long object kind clipped": {body: intentEvent(`{"id":"pi_1","object":"` + long + `"}`), message: "want payment_intent"},
 	}
@@ -403,7 +468,14 @@ func TestParseWebhookIgnored(t *testing.T) {
 		"charge.succeeded":                         withType("charge.refunded.partial", "charge.succeeded"),
 		"refund.created":                           `{"id":"evt_1","object":"event","type":"refund.created","created":1795788187,"data":{"object":{"id":"re_1","object":"refund","amount":100}}}`,
 		"setup-mode session":                       strings.Replace(session, `"mode": "payment"`, `"mode": "setup"`, 1),
-		"subscription-mode session expired":        strings.Replace(string(readFixture(t, "checkout.session.expired")), `"mode": "payment"`, `"mode": "subscription"`, 1),
+		"setup-mode session expired":               strings.Replace(string(readFixture(t, "checkout.session.expired")), `"mode": "payment"`, `"mode": "setup"`, 1),
+		"subscription session completed unpaid":    strings.Replace(string(readFixture(t, "checkout.session.completed.subscription")), `"payment_status": "paid"`, `"payment_status": "unpaid"`, 1),
+		"first invoice paid":                       strings.Replace(string(readFixture(t, "invoice.paid.subscription_cycle")), `"billing_reason": "subscription_cycle"`, `"billing_reason": "subscription_create"`, 1),
+		"update invoice paid":                      strings.Replace(string(readFixture(t, "invoice.paid.subscription_cycle")), `"billing_reason": "subscription_cycle"`, `"billing_reason": "subscription_update"`, 1),
+		"first invoice failed":                     strings.Replace(string(readFixture(t, "invoice.payment_failed")), `"billing_reason": "subscription_cycle"`, `"billing_reason": "subscription_create"`, 1),
+		"one-off invoice paid":                     `{"id":"evt_1","object":"event","type":"invoice.paid","created":1795788187,"data":{"object":{"id":"in_1","object":"invoice","billing_reason":"manual","subscription":null,"amount_paid":100,"currency":"usd"}}}`,
+		"customer.subscription.updated":            withType("customer.subscription.deleted", "customer.subscription.updated"),
+		"invoice.created":                          withType("invoice.paid.subscription_cycle", "invoice.created"),
 		"unknown type, odd data":                   `{"id":"evt_1","type":"treasury.flow.created","created":1,"data":[1,2,3]}`,
 		"v2 thin event":                            `{"id":"evt_test_65R9Ijk8","object":"v2.core.event","type":"v1.billing.meter.error_report_triggered","created":"2026-11-27T14:03:07.000Z","related_object":{"id":"mtr_1","type":"billing.meter","url":"/v1/billing/meters/mtr_1"}}`,
 	}
