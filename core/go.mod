@@ -13,6 +13,7 @@ require (
 )
 
 require (
+	github.com/Masterminds/semver/v3 v3.5.0
 	github.com/fasthttp/router v1.5.4
 	github.com/pipecore/pipecore/sdk v0.0.0-00010101000000-000000000000
 	github.com/spf13/cobra v1.10.2

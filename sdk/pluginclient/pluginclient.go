@@ -20,8 +20,10 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"regexp"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -45,10 +47,17 @@ var (
 	// ErrChecksum is returned by Start when the binary's SHA-256 differs
 	// from the pinned one; the binary is not executed.
 	ErrChecksum = errors.New("pluginclient: checksum mismatch")
+	// ErrProtocol is returned by Start when the plugin speaks no wire
+	// protocol version this host supports; the message names both.
+	ErrProtocol = errors.New("pluginclient: unsupported wire protocol version")
 )
 
-// ProtocolVersion is the wire contract version this host speaks.
+// ProtocolVersion is the newest wire contract version this host speaks.
 const ProtocolVersion = wire.ProtocolVersion
+
+// ProtocolVersions lists every wire contract version this host speaks;
+// the handshake picks the newest one the plugin serves too.
+func ProtocolVersions() []int { return wire.ProtocolVersions() }
 
 // Config describes one plugin launch.
 type Config struct {
@@ -95,10 +104,12 @@ func Start(ctx context.Context, cfg Config) (*Plugin, error) {
 	cmd := exec.Command(cfg.Path)
 	cmd.Env = append(baseEnv(), cfg.Env...)
 	out := lineWriter(log)
+	errOut := &stderrTail{log: log}
 	c, err := launch(&plugin.ClientConfig{
 		HandshakeConfig:  wire.Handshake,
-		VersionedPlugins: wire.PluginSet(nil, nil),
+		VersionedPlugins: wire.HostPluginSet(),
 		Cmd:              cmd,
+		Stderr:           errOut,
 		SecureConfig:     &plugin.SecureConfig{Checksum: cfg.Checksum, Hash: sha256.New()},
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
@@ -110,12 +121,16 @@ func Start(ctx context.Context, cfg Config) (*Plugin, error) {
 		GRPCDialOptions:  wire.DialOptions(),
 	})
 	if err != nil {
-		return nil, classifyStart(cfg.Path, err)
+		err = classifyStart(cfg.Path, err)
+		if !errors.Is(err, ErrProtocol) && !errors.Is(err, ErrChecksum) {
+			err = errOut.explain(err)
+		}
+		return nil, err
 	}
 	p, err := dispense(ctx, c, cfg)
 	if err != nil {
 		c.Kill()
-		return nil, err
+		return nil, errOut.explain(err)
 	}
 	return p, nil
 }
@@ -149,12 +164,100 @@ func dispense(ctx context.Context, c *plugin.Client, cfg Config) (*Plugin, error
 	return p, nil
 }
 
+// incompatibleVersion matches go-plugin v1.8's handshake error for a
+// plugin serving no version the host listed ("incompatible API version
+// with plugin. Plugin version: 2, Client versions: [1]"). go-plugin has no
+// typed error for it; TestProtocolMismatchNamesBothVersions pins the text
+// against the real library.
+var incompatibleVersion = regexp.MustCompile(`incompatible API version with plugin\. Plugin version: (\d+)`)
+
 func classifyStart(path string, err error) error {
-	switch {
-	case errors.Is(err, plugin.ErrChecksumsDoNotMatch):
+	if errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
 		return fmt.Errorf("%w: %s does not match its pinned SHA-256; refusing to run it", ErrChecksum, path)
 	}
-	return fmt.Errorf("pluginclient: start %s: %w", path, err)
+	if m := incompatibleVersion.FindStringSubmatch(err.Error()); m != nil {
+		return fmt.Errorf("%w: %s speaks wire protocol version %s; this gateway speaks %s (rebuild the plugin against a compatible PipeCore SDK)",
+			ErrProtocol, path, m[1], joinInts(ProtocolVersions()))
+	}
+	// go-plugin's start errors carry a long, generic explanation after
+	// their first line.
+	first, _, _ := strings.Cut(err.Error(), "\n")
+	first = strings.TrimSuffix(strings.TrimSpace(first), ":")
+	return &startError{msg: fmt.Sprintf("pluginclient: start %s: %s", path, first), err: err}
+}
+
+// startError is a start failure whose message keeps only the first line
+// of go-plugin's error.
+type startError struct {
+	msg string
+	err error
+}
+
+func (e *startError) Error() string { return e.msg }
+func (e *startError) Unwrap() error { return e.err }
+
+func joinInts(vs []int) string {
+	parts := make([]string, len(vs))
+	for i, v := range vs {
+		parts[i] = strconv.Itoa(v)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// stderrTail receives the plugin's raw stderr lines (go-plugin's
+// ClientConfig.Stderr). It keeps the last few for start errors, and logs
+// the plain-text lines go-plugin would log only at debug level, such as
+// what a plugin prints before it exits at start, at warn level.
+type stderrTail struct {
+	log   hclog.Logger
+	mu    sync.Mutex
+	lines []string
+}
+
+const stderrTailLines = 5
+
+func (t *stderrTail) Write(p []byte) (int, error) {
+	for _, line := range strings.Split(string(p), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		t.mu.Lock()
+		t.lines = append(t.lines, line)
+		if len(t.lines) > stderrTailLines {
+			t.lines = t.lines[len(t.lines)-stderrTailLines:]
+		}
+		t.mu.Unlock()
+		if !plainLine(line) {
+			continue
+		}
+		t.log.Warn("plugin stderr", "line", line)
+	}
+	return len(p), nil
+}
+
+// plainLine reports whether go-plugin logs line at debug level: not JSON,
+// no level prefix, not a panic.
+func plainLine(line string) bool {
+	if strings.HasPrefix(line, "{") || strings.HasPrefix(line, "panic:") {
+		return false
+	}
+	for _, prefix := range []string{"[TRACE]", "[DEBUG]", "[INFO]", "[WARN]", "[ERROR]"} {
+		if strings.HasPrefix(line, prefix) {
+			return false
+		}
+	}
+	return true
+}
+
+// explain appends what the plugin last wrote to stderr to a start error.
+func (t *stderrTail) explain(err error) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.lines) == 0 {
+		return err
+	}
+	return fmt.Errorf("%w; plugin stderr: %s", err, strings.Join(t.lines, " | "))
 }
 
 // Info returns the plugin's description, read at start.
@@ -218,9 +321,28 @@ func (p *Plugin) Ping(ctx context.Context) error {
 // Exited reports whether the plugin process has exited.
 func (p *Plugin) Exited() bool { return p.client.Exited() }
 
-// Kill stops the plugin process: gracefully first, then by force. It is
-// safe to call more than once and on an exited plugin.
-func (p *Plugin) Kill() { p.client.Kill() }
+// killGrace bounds a graceful stop: go-plugin asks the plugin to shut down
+// over gRPC without a deadline, which never returns from a hung (or
+// stopped) process.
+const killGrace = 3 * time.Second
+
+// Kill stops the plugin process: gracefully first, then by force, within
+// about killGrace even when the plugin is hung. It is safe to call more
+// than once and on an exited plugin.
+func (p *Plugin) Kill() {
+	done := make(chan struct{})
+	go func() { p.client.Kill(); close(done) }()
+	t := time.NewTimer(killGrace)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		if p.pid > 0 && !p.client.Exited() {
+			_ = syscall.Kill(p.pid, syscall.SIGKILL)
+		}
+		<-done
+	}
+}
 
 func baseEnv() []string {
 	env := []string{wire.EnvGatewayPID + "=" + strconv.Itoa(os.Getpid())}

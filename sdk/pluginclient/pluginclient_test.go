@@ -22,36 +22,42 @@ import (
 )
 
 var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
+	buildMu  sync.Mutex
+	buildDir string
+	built    = map[string]string{}
 )
 
-// fakePlugin builds testdata/fakeplugin once per test binary.
-func fakePlugin(t testing.TB) (path string, sum []byte) {
+// testPlugin builds ./testdata/<pkg> once per test binary.
+func testPlugin(t testing.TB, pkg string) (path string, sum []byte) {
 	t.Helper()
-	buildOnce.Do(func() {
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if buildDir == "" {
 		dir, err := os.MkdirTemp("", "pluginclient-test")
 		if err != nil {
-			buildErr = err
-			return
+			t.Fatal(err)
 		}
-		binPath = filepath.Join(dir, "pipecore-plugin-fakeplugin")
-		out, err := exec.Command("go", "build", "-o", binPath, "./testdata/fakeplugin").CombinedOutput()
-		if err != nil {
-			buildErr = errors.New(string(out))
-		}
-	})
-	if buildErr != nil {
-		t.Fatalf("build fake plugin: %v", buildErr)
+		buildDir = dir
 	}
-	b, err := os.ReadFile(binPath)
+	path, ok := built[pkg]
+	if !ok {
+		path = filepath.Join(buildDir, "pipecore-plugin-"+pkg)
+		out, err := exec.Command("go", "build", "-o", path, "./testdata/"+pkg).CombinedOutput()
+		if err != nil {
+			t.Fatalf("build %s: %v\n%s", pkg, err, out)
+		}
+		built[pkg] = path
+	}
+	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := sha256.Sum256(b)
-	return binPath, s[:]
+	return path, s[:]
 }
+
+// fakePlugin builds testdata/fakeplugin once per test binary.
+func fakePlugin(t testing.TB) (path string, sum []byte) { return testPlugin(t, "fakeplugin") }
 
 type syncBuf struct {
 	mu sync.Mutex
@@ -190,6 +196,63 @@ func TestKillStopsTheProcess(t *testing.T) {
 	for syscall.Kill(pid, 0) == nil {
 		if time.Now().After(deadline) {
 			t.Fatalf("plugin process %d alive 3s after Kill", pid)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestProtocolMismatchNamesBothVersions starts a plugin built for wire
+// protocol version 2: it is refused, and the error names both versions.
+// It also pins the go-plugin error text classifyStart recognizes.
+func TestProtocolMismatchNamesBothVersions(t *testing.T) {
+	path, sum := testPlugin(t, "protoplugin")
+	_, err := pluginclient.Start(context.Background(), pluginclient.Config{Path: path, Checksum: sum})
+	if !errors.Is(err, pluginclient.ErrProtocol) {
+		t.Fatalf("Start of a protocol 2 plugin: err = %v, want ErrProtocol", err)
+	}
+	for _, want := range []string{path, "protocol version 2", "this gateway speaks 1"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+}
+
+// TestCrashAtStartSaysWhy: a binary that dies before the handshake fails
+// Start with what it wrote on stderr, and that line reaches the log.
+func TestCrashAtStartSaysWhy(t *testing.T) {
+	path, sum := testPlugin(t, "startcrash")
+	logs := &syncBuf{}
+	_, err := pluginclient.Start(context.Background(), pluginclient.Config{
+		Path: path, Checksum: sum,
+		Logger: hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Info, JSONFormat: true}),
+	})
+	if err == nil || !strings.Contains(err.Error(), "startcrash: cannot open its configuration") {
+		t.Fatalf("Start of a crashing binary: err = %v, want it to quote the plugin's stderr", err)
+	}
+	if !strings.Contains(logs.String(), `"line":"startcrash: cannot open its configuration"`) || !strings.Contains(logs.String(), `"@level":"warn"`) {
+		t.Fatalf("the plugin's stderr line is not in the log at warn level:\n%s", logs.String())
+	}
+}
+
+// TestKillStoppedProcess: Kill returns and the process dies even when the
+// plugin is frozen (SIGSTOP) and cannot answer the graceful shutdown.
+func TestKillStoppedProcess(t *testing.T) {
+	p, _ := start(t)
+	pid := p.PID()
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { p.Kill(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Kill of a stopped plugin did not return in 10s")
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for syscall.Kill(pid, 0) == nil && !p.Exited() {
+		if time.Now().After(deadline) {
+			t.Fatalf("stopped plugin %d alive after Kill", pid)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

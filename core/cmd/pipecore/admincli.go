@@ -240,11 +240,7 @@ func adminCmds() []*cobra.Command {
 		})},
 	)
 
-	plugins := &cobra.Command{Use: "plugins", Short: "Inspect the running plugins"}
-	plugins.AddCommand(&cobra.Command{Use: "list", Short: "List plugins: version, checksum, health, tenants", Args: cobra.NoArgs, RunE: run(func([]string) (map[string]any, []string, error) {
-		v, err := c.call("GET", "/plugins", nil)
-		return v, []string{"name", "version", "state", "pid", "restarts", "sha256", "tenants"}, err
-	})})
+	plugins := pluginsCmd(c)
 
 	events := &cobra.Command{Use: "events", Short: "Replay a tenant's events"}
 	var since, until, typ, status string

@@ -107,9 +107,13 @@ func boot(ctx context.Context, path string, withStore bool) (g *gateway, err err
 	}
 	g.plugins, err = pluginhost.New(pluginhost.Config{
 		Dir: cfg.PluginsDir, Logger: log, StartTimeout: cfg.Plugins.StartTimeout.Duration(),
+		PinsFile: filepath.Join(cfg.DataDir, "plugins.json"),
 	})
 	if err != nil {
 		return nil, err
+	}
+	if err := g.plugins.SetVersions(cfg.Versions()); err != nil {
+		return nil, configError(err)
 	}
 	available := g.plugins.Available()
 	want := func(name string) {
@@ -139,6 +143,9 @@ func boot(ctx context.Context, path string, withStore bool) (g *gateway, err err
 	}
 	slices.Sort(g.needed)
 	catalog, err := g.plugins.Start(ctx, g.needed)
+	if errors.Is(err, pluginhost.ErrNoMatch) {
+		return nil, configError(err)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -209,6 +216,7 @@ func serve(ctx context.Context, path string) error {
 	pipeCtx, stopPipeline := context.WithCancel(context.Background())
 	defer stopPipeline()
 	met := metrics.New()
+	met.Registry().MustRegister(g.plugins)
 	b := bus.NewInProcess(log)
 	defer b.Close()
 
@@ -412,21 +420,8 @@ func (g *gateway) ready(ctx context.Context) (bool, any) {
 	if err := g.store.Ping(ctx); err != nil {
 		ok, storeState = false, "unavailable"
 	}
-	plugins := map[string]any{}
-	for _, st := range g.plugins.Status() {
-		entry := map[string]any{"state": st.State, "version": st.Version, "restarts": st.Restarts}
-		if st.Degraded {
-			entry["degraded"] = true
-		}
-		if st.LastError != "" {
-			entry["error"] = st.LastError
-		}
-		if st.State != pluginhost.StateRunning {
-			ok = false
-		}
-		plugins[st.Name] = entry
-	}
-	return ok, map[string]any{"store": storeState, "plugins": plugins}
+	pluginsOK, plugins := g.plugins.Readiness()
+	return ok && pluginsOK, map[string]any{"store": storeState, "plugins": plugins}
 }
 
 // sweep deletes idempotency records past their 24h retention and dedup

@@ -52,11 +52,14 @@ type Gateway interface {
 	Replay(ctx context.Context, tenantID, typ, status string, since, until time.Time) (int, error)
 }
 
-// Plugins is the plugin host's view the admin API shows.
+// Plugins is the plugin host as the admin API sees and drives it.
 type Plugins interface {
 	Status() []pluginhost.Status
 	Catalog() map[string]provider.Info
-	Checksums() map[string][]byte
+	// Version is the version serving a tenant's calls to a plugin.
+	Version(name, tenantID string) (string, bool)
+	Reload(ctx context.Context, names []string) ([]pluginhost.Report, error)
+	Register(name, path string, sha256 []byte) (pluginhost.Binary, error)
 }
 
 // Config wires the admin API.
@@ -110,7 +113,7 @@ func (a *API) Register(r *router.Router) {
 	g.POST("/tenants/{id}/token-secrets", a.auth(a.createTokenSecret))
 	g.POST("/tenants/{id}/events/replay", a.auth(a.replay))
 	g.GET("/tenants/{id}/audit/verify", a.auth(a.verifyAudit))
-	g.GET("/plugins", a.auth(a.listPlugins))
+	a.registerPlugins(g)
 	g.POST("/keys/rotate", a.auth(a.rotateMasterKey))
 }
 

@@ -1,45 +1,187 @@
 package admin
 
 import (
+	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"slices"
 	"time"
 
+	"github.com/fasthttp/router"
 	"github.com/valyala/fasthttp"
 
 	"github.com/pipecore/pipecore/core/internal/httpserver"
+	"github.com/pipecore/pipecore/core/internal/pluginhost"
 	"github.com/pipecore/pipecore/core/internal/store"
 	"github.com/pipecore/pipecore/core/internal/vault"
 )
 
-type pluginJSON struct {
-	Name      string   `json:"name"`
-	Version   string   `json:"version"`
-	State     string   `json:"state"`
-	PID       int      `json:"pid,omitempty"`
-	Restarts  int      `json:"restarts"`
-	Degraded  bool     `json:"degraded,omitempty"`
-	LastError string   `json:"last_error,omitempty"`
-	SHA256    string   `json:"sha256"`
-	Tenants   []string `json:"tenants"`
+// registerPlugins adds the plugin routes: the catalog with each
+// version's health and tenants, reload (hot swap) and register (pin a
+// binary by its SHA-256).
+func (a *API) registerPlugins(g *router.Group) {
+	g.GET("/plugins", a.auth(a.listPlugins))
+	g.POST("/plugins/reload", a.auth(a.reloadPlugins))
+	g.POST("/plugins/register", a.auth(a.registerPlugin))
 }
 
+type pluginJSON struct {
+	Name      string    `json:"name"`
+	Version   string    `json:"version"`
+	State     string    `json:"state"`
+	Serving   bool      `json:"serving"`
+	Draining  bool      `json:"draining,omitempty"`
+	PID       int       `json:"pid,omitempty"`
+	Restarts  int       `json:"restarts"`
+	Hangs     int       `json:"hangs,omitempty"`
+	InFlight  int       `json:"in_flight"`
+	Degraded  bool      `json:"degraded"`
+	LastError string    `json:"last_error,omitempty"`
+	Since     time.Time `json:"since"`
+	SHA256    string    `json:"sha256"`
+	Path      string    `json:"path"`
+	Tenants   []string  `json:"tenants"`
+}
+
+// listPlugins lists every plugin version: serving, draining, and the ones
+// the last reload refused, with the tenants each serves.
 func (a *API) listPlugins(ctx *fasthttp.RequestCtx) {
-	sums := a.cfg.Plugins.Checksums()
 	reg := a.registry()
 	out := []pluginJSON{}
 	for _, st := range a.cfg.Plugins.Status() {
-		p := pluginJSON{Name: st.Name, Version: st.Version, State: string(st.State), PID: st.PID, Restarts: st.Restarts,
-			Degraded: st.Degraded, LastError: st.LastError, SHA256: hex.EncodeToString(sums[st.Name]), Tenants: []string{}}
-		for _, id := range reg.IDs() {
-			if t, ok := reg.Get(id); ok && t.Enabled(st.Name) {
-				p.Tenants = append(p.Tenants, id)
+		p := pluginJSON{Name: st.Name, Version: st.Version, State: string(st.State), Serving: st.Serving, Draining: st.Draining,
+			PID: st.PID, Restarts: st.Restarts, Hangs: st.Hangs, InFlight: st.InFlight, Degraded: st.Degraded,
+			LastError: st.LastError, Since: st.Since.UTC(), SHA256: hex.EncodeToString(st.Checksum), Path: st.Path, Tenants: []string{}}
+		if st.Serving {
+			for _, id := range reg.IDs() {
+				if t, ok := reg.Get(id); ok && t.Enabled(st.Name) {
+					if v, ok := a.cfg.Plugins.Version(st.Name, id); ok && v == st.Version {
+						p.Tenants = append(p.Tenants, id)
+					}
+				}
 			}
 		}
 		out = append(out, p)
 	}
 	httpserver.WriteJSON(ctx, fasthttp.StatusOK, map[string]any{"data": out})
+}
+
+type reloadRequest struct {
+	// Name is the plugin to reload; empty reloads every started plugin.
+	Name string `json:"name,omitempty"`
+}
+
+type routeJSON struct {
+	Constraint string   `json:"constraint"`
+	Tenants    []string `json:"tenants"` // nil: every tenant without a constraint
+	From       string   `json:"from"`
+	To         string   `json:"to"`
+	Healthy    bool     `json:"healthy"`
+}
+
+type refusalJSON struct {
+	Version string `json:"version"`
+	Path    string `json:"path"`
+	Error   string `json:"error"`
+}
+
+type reloadJSON struct {
+	Name    string        `json:"name"`
+	OK      bool          `json:"ok"`
+	Routes  []routeJSON   `json:"routes"`
+	Refused []refusalJSON `json:"refused"`
+	Error   string        `json:"error,omitempty"`
+}
+
+// reloadPlugins rediscovers the plugins directory and swaps versions
+// (pluginhost.Host.Reload). It answers 200 with one entry per plugin; ok
+// is false when a version was refused (traffic then stays where it was)
+// or some tenants have no version.
+func (a *API) reloadPlugins(ctx *fasthttp.RequestCtx) {
+	var req reloadRequest
+	if !decode(ctx, &req) {
+		return
+	}
+	var names []string
+	if req.Name != "" {
+		if !idPattern.MatchString(req.Name) {
+			httpserver.WriteError(ctx, fasthttp.StatusBadRequest, "invalid_request", "name must be a plugin name such as stripe")
+			return
+		}
+		names = []string{req.Name}
+	}
+	c, cancel := a.ctx(ctx)
+	defer cancel()
+	reps, err := a.cfg.Plugins.Reload(c, names)
+	if err != nil {
+		a.fail(ctx, refuse("cannot reload the plugins: %v", err))
+		return
+	}
+	out := []reloadJSON{}
+	allOK := true
+	for _, r := range reps {
+		j := reloadJSON{Name: r.Name, OK: r.OK(), Routes: []routeJSON{}, Refused: []refusalJSON{}, Error: r.Error}
+		for _, rt := range r.Routes {
+			j.Routes = append(j.Routes, routeJSON{Constraint: rt.Constraint, Tenants: rt.Tenants, From: rt.From, To: rt.To, Healthy: rt.Healthy})
+		}
+		for _, f := range r.Refused {
+			j.Refused = append(j.Refused, refusalJSON{Version: f.Version, Path: f.Path, Error: f.Error})
+		}
+		allOK = allOK && j.OK
+		out = append(out, j)
+		a.recordPlugin(c, r.Name, "plugins.reload", map[string]any{"plugin": r.Name, "ok": j.OK, "routes": j.Routes, "refused": j.Refused})
+	}
+	httpserver.WriteJSON(ctx, fasthttp.StatusOK, map[string]any{"ok": allOK, "data": out})
+}
+
+type registerRequest struct {
+	Name   string `json:"name"`
+	Path   string `json:"path"`
+	SHA256 string `json:"sha256"`
+}
+
+// registerPlugin pins a binary on the gateway's host by its SHA-256 as a
+// build of a plugin. The binary serves no tenant until a reload routes to
+// it.
+func (a *API) registerPlugin(ctx *fasthttp.RequestCtx) {
+	var req registerRequest
+	if !decode(ctx, &req) {
+		return
+	}
+	sum, err := hex.DecodeString(req.SHA256)
+	if err != nil || len(sum) != sha256.Size || req.Name == "" || req.Path == "" {
+		httpserver.WriteError(ctx, fasthttp.StatusBadRequest, "invalid_request", "give name, path (absolute, on the gateway's host) and sha256 (64 hex digits)")
+		return
+	}
+	b, err := a.cfg.Plugins.Register(req.Name, req.Path, sum)
+	switch {
+	case errors.Is(err, pluginhost.ErrInvalid), errors.Is(err, pluginhost.ErrChecksumMismatch):
+		a.fail(ctx, refuse("%v", err))
+		return
+	case err != nil:
+		a.fail(ctx, err)
+		return
+	}
+	c, cancel := a.ctx(ctx)
+	defer cancel()
+	detail := map[string]any{"plugin": b.Name, "version": b.Version, "path": b.Path, "sha256": hex.EncodeToString(b.Checksum)}
+	a.recordPlugin(c, b.Name, "plugins.register", detail)
+	detail["name"] = b.Name
+	detail["next"] = "pipecore plugins reload " + b.Name
+	httpserver.WriteJSON(ctx, fasthttp.StatusCreated, detail)
+}
+
+// recordPlugin audits a plugin change in the log of every tenant that
+// enables the plugin.
+func (a *API) recordPlugin(c context.Context, name, action string, detail map[string]any) {
+	reg := a.registry()
+	for _, id := range reg.IDs() {
+		if t, ok := reg.Get(id); ok && t.Enabled(name) {
+			a.record(c, id, action, detail)
+		}
+	}
 }
 
 type replayRequest struct {

@@ -357,10 +357,33 @@ type Provider struct {
 	Settings map[string]string `yaml:"settings"`
 	// Credentials are the plugin's secret fields.
 	Credentials map[string]string `yaml:"credentials"`
+	// Version constrains the plugin versions that may serve the tenant,
+	// e.g. "~1.3" (>= 1.3.0, < 1.4.0), "^1.2" or ">= 1.2, < 1.5": the
+	// newest installed healthy version satisfying it serves the tenant.
+	// Empty means the newest installed version.
+	Version string `yaml:"version,omitempty"`
 }
 
 // IsEnabled reports whether the provider is enabled: Enabled is nil or true.
 func (p Provider) IsEnabled() bool { return p.Enabled == nil || *p.Enabled }
+
+// Versions returns every tenant's plugin version constraints: tenant id →
+// provider name → constraint, for the providers that set one.
+func (c *Config) Versions() map[string]map[string]string {
+	out := map[string]map[string]string{}
+	for id, t := range c.Tenants {
+		for name, p := range t.Providers {
+			if p.Version == "" {
+				continue
+			}
+			if out[id] == nil {
+				out[id] = map[string]string{}
+			}
+			out[id][name] = p.Version
+		}
+	}
+	return out
+}
 
 // Duration is a time.Duration written as in Go, e.g. "30s" or "2m".
 type Duration time.Duration
@@ -524,7 +547,7 @@ func (t Tenant) redacted() Tenant {
 
 func (p Provider) redacted() Provider {
 	enabled := p.IsEnabled()
-	out := Provider{Enabled: &enabled, Settings: maps.Clone(p.Settings)}
+	out := Provider{Enabled: &enabled, Settings: maps.Clone(p.Settings), Version: p.Version}
 	if p.Credentials != nil {
 		out.Credentials = make(map[string]string, len(p.Credentials))
 		for k, v := range p.Credentials {

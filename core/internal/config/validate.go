@@ -12,6 +12,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/Masterminds/semver/v3"
+
 	"github.com/pipecore/pipecore/core/internal/ssrf"
 	"github.com/pipecore/pipecore/sdk/provider"
 )
@@ -174,6 +176,13 @@ func (v *validator) tenant(id string, t Tenant, owners map[string]string) {
 		for _, typ := range e.Types {
 			if !eventTypePattern.MatchString(typ) {
 				v.add(join(ep, "types"), "tenant %q: endpoint %q: type filter %q must be an event type (payment.confirmed), a prefix (payment.*) or *", id, e.ID, truncate(typ))
+			}
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(t.Providers)) {
+		if c := t.Providers[name].Version; c != "" {
+			if _, err := semver.NewConstraint(c); err != nil {
+				v.add(join(join(join(path, "providers"), name), "version"), "tenant %q: provider %q: version constraint %q is invalid (write e.g. \"~1.3\", \"^1.2\" or \">= 1.2, < 1.5\")", id, name, truncate(c))
 			}
 		}
 	}

@@ -8,18 +8,25 @@ import (
 	"github.com/pipecore/pipecore/sdk/provider"
 )
 
-// paymentsProxy routes payments calls to the supervisor's current instance.
-type paymentsProxy struct{ s *supervisor }
+// paymentsProxy routes each payments call to the version serving the
+// request's tenant.
+type paymentsProxy struct {
+	h    *Host
+	name string
+}
 
 var (
-	_ payments.Provider  = (*paymentsProxy)(nil)
-	_ payments.Capturer  = (*paymentsProxy)(nil)
-	_ payments.Confirmer = (*paymentsProxy)(nil)
-	_ payments.Canceler  = (*paymentsProxy)(nil)
+	_ payments.Provider   = (*paymentsProxy)(nil)
+	_ payments.Capturer   = (*paymentsProxy)(nil)
+	_ payments.Confirmer  = (*paymentsProxy)(nil)
+	_ payments.Canceler   = (*paymentsProxy)(nil)
+	_ payments.Reconciler = (*paymentsProxy)(nil)
 )
 
+// Info returns the Info of the version serving tenants without a version
+// constraint.
 func (p *paymentsProxy) Info() provider.Info {
-	info, _ := p.s.info()
+	info, _ := p.h.info(p.name)
 	return info
 }
 
@@ -32,7 +39,7 @@ func capability(inst Instance) (payments.Provider, error) {
 }
 
 func (p *paymentsProxy) CreatePayment(ctx context.Context, r payments.CreateRequest) (payments.Payment, error) {
-	return do(ctx, p.s, func(inst Instance) (payments.Payment, error) {
+	return call(ctx, p.h, p.name, r.Tenant, func(inst Instance) (payments.Payment, error) {
 		pp, err := capability(inst)
 		if err != nil {
 			return payments.Payment{}, err
@@ -42,7 +49,7 @@ func (p *paymentsProxy) CreatePayment(ctx context.Context, r payments.CreateRequ
 }
 
 func (p *paymentsProxy) GetPayment(ctx context.Context, r payments.GetRequest) (payments.Payment, error) {
-	return do(ctx, p.s, func(inst Instance) (payments.Payment, error) {
+	return call(ctx, p.h, p.name, r.Tenant, func(inst Instance) (payments.Payment, error) {
 		pp, err := capability(inst)
 		if err != nil {
 			return payments.Payment{}, err
@@ -52,7 +59,7 @@ func (p *paymentsProxy) GetPayment(ctx context.Context, r payments.GetRequest) (
 }
 
 func (p *paymentsProxy) Refund(ctx context.Context, r payments.RefundRequest) (payments.Refund, error) {
-	return do(ctx, p.s, func(inst Instance) (payments.Refund, error) {
+	return call(ctx, p.h, p.name, r.Tenant, func(inst Instance) (payments.Refund, error) {
 		pp, err := capability(inst)
 		if err != nil {
 			return payments.Refund{}, err
@@ -62,7 +69,7 @@ func (p *paymentsProxy) Refund(ctx context.Context, r payments.RefundRequest) (p
 }
 
 func (p *paymentsProxy) Capture(ctx context.Context, r payments.CaptureRequest) (payments.Payment, error) {
-	return do(ctx, p.s, func(inst Instance) (payments.Payment, error) {
+	return call(ctx, p.h, p.name, r.Tenant, func(inst Instance) (payments.Payment, error) {
 		pp, err := capability(inst)
 		if err != nil {
 			return payments.Payment{}, err
@@ -76,7 +83,7 @@ func (p *paymentsProxy) Capture(ctx context.Context, r payments.CaptureRequest) 
 }
 
 func (p *paymentsProxy) Confirm(ctx context.Context, r payments.ConfirmRequest) (payments.Payment, error) {
-	return do(ctx, p.s, func(inst Instance) (payments.Payment, error) {
+	return call(ctx, p.h, p.name, r.Tenant, func(inst Instance) (payments.Payment, error) {
 		pp, err := capability(inst)
 		if err != nil {
 			return payments.Payment{}, err
@@ -90,7 +97,7 @@ func (p *paymentsProxy) Confirm(ctx context.Context, r payments.ConfirmRequest) 
 }
 
 func (p *paymentsProxy) Cancel(ctx context.Context, r payments.CancelRequest) (payments.Payment, error) {
-	return do(ctx, p.s, func(inst Instance) (payments.Payment, error) {
+	return call(ctx, p.h, p.name, r.Tenant, func(inst Instance) (payments.Payment, error) {
 		pp, err := capability(inst)
 		if err != nil {
 			return payments.Payment{}, err
@@ -103,11 +110,31 @@ func (p *paymentsProxy) Cancel(ctx context.Context, r payments.CancelRequest) (p
 	})
 }
 
-// webhookProxy routes ParseWebhook to the current instance.
-type webhookProxy struct{ s *supervisor }
+// Reconcile implements payments.Reconciler; a plugin without it answers
+// provider.ErrUnsupported.
+func (p *paymentsProxy) Reconcile(ctx context.Context, r payments.GetRequest) (payments.Payment, error) {
+	return call(ctx, p.h, p.name, r.Tenant, func(inst Instance) (payments.Payment, error) {
+		pp, err := capability(inst)
+		if err != nil {
+			return payments.Payment{}, err
+		}
+		c, ok := pp.(payments.Reconciler)
+		if !ok {
+			return payments.Payment{}, provider.ErrUnsupported
+		}
+		return c.Reconcile(ctx, r)
+	})
+}
+
+// webhookProxy routes ParseWebhook to the version serving the request's
+// tenant.
+type webhookProxy struct {
+	h    *Host
+	name string
+}
 
 func (w *webhookProxy) ParseWebhook(ctx context.Context, r provider.WebhookRequest) ([]provider.Event, error) {
-	return do(ctx, w.s, func(inst Instance) ([]provider.Event, error) {
+	return call(ctx, w.h, w.name, r.Tenant, func(inst Instance) ([]provider.Event, error) {
 		wp := inst.WebhookParser()
 		if wp == nil {
 			return nil, provider.ErrUnsupported

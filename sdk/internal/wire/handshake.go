@@ -14,7 +14,19 @@ import (
 // ProtocolVersion is the go-plugin protocol version of the v1 contract
 // (package pipecore.provider.v1). It changes only with a breaking change of
 // the wire contract.
+//
+// The version is negotiated in go-plugin's handshake: the host lists the
+// versions it speaks (ProtocolVersions, sent to the plugin in
+// PLUGIN_PROTOCOL_VERSIONS), the plugin answers with the newest one it
+// serves too, and a plugin that serves none of them is refused by the host
+// with both versions named. A future v2 contract adds its version here and
+// its plugin set to HostPluginSet, so that the host keeps running v1
+// plugins while v2 plugins appear.
 const ProtocolVersion = 1
+
+// ProtocolVersions returns the wire protocol versions the host speaks,
+// oldest first.
+func ProtocolVersions() []int { return []int{ProtocolVersion} }
 
 // PluginName is the single go-plugin plugin every provider binary serves.
 const PluginName = "provider"
@@ -60,6 +72,10 @@ func (p *Plugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
 func (p *Plugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, conn *grpc.ClientConn) (any, error) {
 	return NewClient(conn), nil
 }
+
+// HostPluginSet returns the host's versioned plugin set: one entry per
+// version in ProtocolVersions.
+func HostPluginSet() map[int]plugin.PluginSet { return PluginSet(nil, nil) }
 
 // PluginSet returns the versioned plugin set: impl and log are nil on the
 // host side.
