@@ -107,7 +107,7 @@ func boot(ctx context.Context, path string, withStore bool) (g *gateway, err err
 	}
 	g.plugins, err = pluginhost.New(pluginhost.Config{
 		Dir: cfg.PluginsDir, Logger: log, StartTimeout: cfg.Plugins.StartTimeout.Duration(),
-		PinsFile: filepath.Join(cfg.DataDir, "plugins.json"),
+		PinsFile: filepath.Join(cfg.DataDir, "plugins.json"), WatchInterval: cfg.Plugins.Watch.Duration(),
 	})
 	if err != nil {
 		return nil, err

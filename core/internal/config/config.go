@@ -127,6 +127,10 @@ type Plugins struct {
 	CallTimeout Duration `yaml:"call_timeout"`
 	// StartTimeout bounds launching a plugin process. Default 10s.
 	StartTimeout Duration `yaml:"start_timeout"`
+	// Watch, when set, polls plugins_dir (and the registered pins) at this
+	// interval and hot-reloads what changed, as `pipecore plugins reload`
+	// does. Zero (the default) means only explicit reloads.
+	Watch Duration `yaml:"watch"`
 }
 
 // Admin configures the operator API (/admin/v1) and the CLI that uses it.
