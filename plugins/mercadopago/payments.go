@@ -41,6 +41,9 @@ func (*mercadoPago) CreatePayment(ctx context.Context, req payments.CreateReques
 	if err := req.Validate(); err != nil {
 		return payments.Payment{}, err
 	}
+	if req.ManualCapture {
+		return payments.Payment{}, fmt.Errorf("%s: manual capture (authorize now, capture later) is not offered: %w", "mercadopago", provider.ErrUnsupported)
+	}
 	mode := strings.TrimSpace(req.Tenant.Setting(fieldCheckout))
 	if mode != "" && mode != checkoutPro && mode != checkoutDirect {
 		return payments.Payment{}, provider.Invalid(fmt.Errorf("mercadopago: %s %q must be %q or %q", fieldCheckout, mode, checkoutPro, checkoutDirect))

@@ -31,6 +31,8 @@ const (
 // PaymentIntent otherwise (an embedded flow: the payment's ClientSecret is
 // for Stripe Elements). req.IdempotencyKey is sent as Stripe's
 // Idempotency-Key, so a retry returns the first call's object.
+// req.ManualCapture creates the intent with capture_method=manual: the
+// customer's confirmation only authorizes, and Capture takes the money.
 func (*stripeProvider) CreatePayment(ctx context.Context, req payments.CreateRequest) (payments.Payment, error) {
 	if err := req.Validate(); err != nil {
 		return payments.Payment{}, err
@@ -56,6 +58,9 @@ func (*stripeProvider) CreatePayment(ctx context.Context, req payments.CreateReq
 	}
 	if req.Customer.Email != "" {
 		p.ReceiptEmail = stripe.String(req.Customer.Email)
+	}
+	if req.ManualCapture {
+		p.CaptureMethod = stripe.String(string(stripe.PaymentIntentCaptureMethodManual))
 	}
 	pi, err := c.intents.New(p)
 	if err != nil {
@@ -99,6 +104,9 @@ func (c *client) createSession(ctx context.Context, common stripe.Params, meta m
 	}
 	if req.Description != "" {
 		p.PaymentIntentData.Description = stripe.String(req.Description)
+	}
+	if req.ManualCapture {
+		p.PaymentIntentData.CaptureMethod = stripe.String(string(stripe.PaymentIntentCaptureMethodManual))
 	}
 	if req.Customer.Email != "" {
 		p.CustomerEmail = stripe.String(req.Customer.Email)

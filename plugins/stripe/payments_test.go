@@ -133,10 +133,29 @@ func TestCreatePaymentIntentOptionalFields(t *testing.T) {
 		t.Fatal(err)
 	}
 	sent := up.only(t)
-	wantNoForm(t, sent, "description", "receipt_email", "metadata[pipecore_payment_id]", "metadata[reference]")
+	wantNoForm(t, sent, "description", "receipt_email", "metadata[pipecore_payment_id]", "metadata[reference]", "capture_method")
 	if h := sent.Header.Get("Stripe-Account"); h != "" {
 		t.Errorf("Stripe-Account = %q, want none without the account setting", h)
 	}
+}
+
+// TestCreateManualCapture: ManualCapture authorizes only, on both flows.
+func TestCreateManualCapture(t *testing.T) {
+	up := mockUpstream(t)
+	req := createRequest(testTenant(up.URL))
+	req.ManualCapture = true
+	if _, err := newProvider().CreatePayment(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	wantForm(t, up.only(t), map[string]string{"capture_method": "manual"})
+
+	up = mockUpstream(t)
+	req = createRequest(testTenant(up.URL))
+	req.ManualCapture, req.ReturnURL = true, "https://shop.example/back"
+	if _, err := newProvider().CreatePayment(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	wantForm(t, up.only(t), map[string]string{"payment_intent_data[capture_method]": "manual"})
 }
 
 func TestCreateCheckoutSession(t *testing.T) {

@@ -107,6 +107,9 @@ func (p *transbankProvider) CreatePayment(ctx context.Context, req payments.Crea
 	if err := req.Validate(); err != nil {
 		return payments.Payment{}, err
 	}
+	if req.ManualCapture {
+		return payments.Payment{}, fmt.Errorf("%s: manual capture (authorize now, capture later) is not offered: %w", "transbank", provider.ErrUnsupported)
+	}
 	if req.Amount.Currency != currency {
 		return payments.Payment{}, provider.Invalid(fmt.Errorf("transbank: currency %s is not supported, Webpay Plus charges only %s", req.Amount.Currency, currency))
 	}

@@ -94,6 +94,10 @@ type CreateRequest struct {
 	// means an embedded flow (e.g. a client secret for Stripe Elements).
 	ReturnURL string
 	Metadata  map[string]string
+	// ManualCapture asks for an authorization only: the money is taken
+	// later with Capturer.Capture (or released with Cancel). A provider
+	// without manual capture refuses it with provider.ErrUnsupported.
+	ManualCapture bool
 }
 
 // Validate checks the fields every provider relies on.

@@ -23,6 +23,9 @@ type createPaymentRequest struct {
 	ReturnURL   string            `json:"return_url,omitempty"`
 	Customer    *store.Customer   `json:"customer,omitempty"`
 	Metadata    map[string]string `json:"metadata,omitempty"`
+	// CaptureMethod is "automatic" (the default) or "manual": authorize
+	// now, take the money with POST /v1/payments/{id}/capture.
+	CaptureMethod string `json:"capture_method,omitempty"`
 }
 
 // paymentJSON is a payment as the API shows it.
@@ -66,6 +69,7 @@ func (a *API) createPayment(ctx *fasthttp.RequestCtx, t *tenant.Tenant) {
 	in := payment.CreateInput{
 		Provider: req.Provider, Amount: req.Amount, Currency: req.Currency, Reference: req.Reference,
 		Description: req.Description, ReturnURL: req.ReturnURL, Customer: req.Customer, Metadata: req.Metadata,
+		CaptureMethod: req.CaptureMethod,
 	}
 	// Validation failures are answered before the idempotency key is
 	// taken: nothing ran, so nothing is stored.

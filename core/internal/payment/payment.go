@@ -101,6 +101,8 @@ type CreateInput struct {
 	ReturnURL   string
 	Customer    *store.Customer
 	Metadata    map[string]string
+	// CaptureMethod is "" or "automatic", or "manual" (authorize only).
+	CaptureMethod string
 }
 
 // Result is a payment plus what only its creation returns.
@@ -141,6 +143,9 @@ func (in *CreateInput) validate() error {
 		return validation.New("description", "must be at most 1000 characters")
 	case len(in.Metadata) > 50:
 		return validation.New("metadata", "must have at most 50 keys")
+	}
+	if in.CaptureMethod != "" && in.CaptureMethod != "automatic" && in.CaptureMethod != "manual" {
+		return validation.New("capture_method", "must be automatic or manual")
 	}
 	if in.ReturnURL != "" && !strings.HasPrefix(in.ReturnURL, "https://") && !strings.HasPrefix(in.ReturnURL, "http://") {
 		return validation.New("return_url", "must be an absolute http(s) URL")
@@ -192,6 +197,7 @@ func (s *Service) Create(ctx context.Context, t *tenant.Tenant, opID string, in 
 		Tenant: pt, IdempotencyKey: providerKey(t.ID, opID), PaymentID: id,
 		Amount:    provider.Money{Amount: in.Amount, Currency: in.Currency},
 		Reference: in.Reference, Description: in.Description, ReturnURL: s.returnURL(t.ID, in.Provider, id, in.ReturnURL), Metadata: in.Metadata,
+		ManualCapture: in.CaptureMethod == "manual",
 	}
 	if c := in.Customer; c != nil {
 		req.Customer = payments.Customer{Email: c.Email, Phone: c.Phone, Name: c.Name}
@@ -399,7 +405,7 @@ func auditView(v any) any {
 			"idempotency_key": r.IdempotencyKey, "payment_id": r.PaymentID, "amount": money(r.Amount),
 			"reference": r.Reference, "description": r.Description, "return_url": r.ReturnURL,
 			"customer": map[string]string{"email": r.Customer.Email, "phone": r.Customer.Phone, "name": r.Customer.Name},
-			"metadata": r.Metadata,
+			"metadata": r.Metadata, "manual_capture": r.ManualCapture,
 		}
 	case payments.GetRequest:
 		return map[string]any{"id": r.ID}
@@ -416,12 +422,26 @@ func auditView(v any) any {
 	return v
 }
 
+// settled reports whether a payment in status s is past the customer's
+// part: succeeded, failed, cancelled or refunded.
+func settled(s string) bool {
+	switch payments.Status(s) {
+	case payments.StatusPending, payments.StatusRequiresAction, "":
+		return false
+	}
+	return true
+}
+
 // apply copies the provider's view onto the gateway's record.
 func apply(p *store.Payment, got payments.Payment) {
 	if got.ID != "" {
 		p.ProviderPaymentID = got.ID
 	}
-	if got.Status.Valid() {
+	if got.Status.Valid() && !(settled(p.Status) && !settled(string(got.Status))) {
+		// A settled payment never goes back to awaiting the customer: a
+		// provider view that only knows the checkout (MercadoPago's
+		// preference, a Stripe session) must not undo what the webhook
+		// recorded.
 		p.Status = string(got.Status)
 	} else if p.Status == "" {
 		p.Status = string(payments.StatusPending)

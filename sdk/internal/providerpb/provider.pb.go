@@ -877,6 +877,7 @@ type CreatePaymentRequest struct {
 	Customer       *Customer              `protobuf:"bytes,7,opt,name=customer,proto3" json:"customer,omitempty"`
 	ReturnUrl      string                 `protobuf:"bytes,8,opt,name=return_url,json=returnUrl,proto3" json:"return_url,omitempty"`
 	Metadata       map[string]string      `protobuf:"bytes,9,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	ManualCapture  bool                   `protobuf:"varint,10,opt,name=manual_capture,json=manualCapture,proto3" json:"manual_capture,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -972,6 +973,13 @@ func (x *CreatePaymentRequest) GetMetadata() map[string]string {
 		return x.Metadata
 	}
 	return nil
+}
+
+func (x *CreatePaymentRequest) GetManualCapture() bool {
+	if x != nil {
+		return x.ManualCapture
+	}
+	return false
 }
 
 type GetPaymentRequest struct {
@@ -3088,7 +3096,7 @@ const file_pipecore_provider_v1_provider_proto_rawDesc = "" +
 	"\bCustomer\x12\x14\n" +
 	"\x05email\x18\x01 \x01(\tR\x05email\x12\x14\n" +
 	"\x05phone\x18\x02 \x01(\tR\x05phone\x12\x12\n" +
-	"\x04name\x18\x03 \x01(\tR\x04name\"\xf8\x03\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\"\x9f\x04\n" +
 	"\x14CreatePaymentRequest\x125\n" +
 	"\x04call\x18\x01 \x01(\v2!.pipecore.provider.v1.CallContextR\x04call\x12'\n" +
 	"\x0fidempotency_key\x18\x02 \x01(\tR\x0eidempotencyKey\x12\x1d\n" +
@@ -3100,7 +3108,9 @@ const file_pipecore_provider_v1_provider_proto_rawDesc = "" +
 	"\bcustomer\x18\a \x01(\v2\x1e.pipecore.provider.v1.CustomerR\bcustomer\x12\x1d\n" +
 	"\n" +
 	"return_url\x18\b \x01(\tR\treturnUrl\x12T\n" +
-	"\bmetadata\x18\t \x03(\v28.pipecore.provider.v1.CreatePaymentRequest.MetadataEntryR\bmetadata\x1a;\n" +
+	"\bmetadata\x18\t \x03(\v28.pipecore.provider.v1.CreatePaymentRequest.MetadataEntryR\bmetadata\x12%\n" +
+	"\x0emanual_capture\x18\n" +
+	" \x01(\bR\rmanualCapture\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"Z\n" +

@@ -161,7 +161,7 @@ func createPaymentPB(ctx context.Context, r payments.CreateRequest) *pb.CreatePa
 		Call: callPB(ctx, r.Tenant), IdempotencyKey: r.IdempotencyKey, PaymentId: r.PaymentID,
 		Amount: moneyPB(r.Amount), Reference: r.Reference, Description: r.Description,
 		Customer:  &pb.Customer{Email: r.Customer.Email, Phone: r.Customer.Phone, Name: r.Customer.Name},
-		ReturnUrl: r.ReturnURL, Metadata: r.Metadata,
+		ReturnUrl: r.ReturnURL, Metadata: r.Metadata, ManualCapture: r.ManualCapture,
 	}
 }
 
@@ -171,7 +171,7 @@ func createPaymentFrom(m *pb.CreatePaymentRequest) payments.CreateRequest {
 		Tenant: tenantFrom(m.GetCall()), IdempotencyKey: m.GetIdempotencyKey(), PaymentID: m.GetPaymentId(),
 		Amount: moneyFrom(m.GetAmount()), Reference: m.GetReference(), Description: m.GetDescription(),
 		Customer:  payments.Customer{Email: c.GetEmail(), Phone: c.GetPhone(), Name: c.GetName()},
-		ReturnURL: m.GetReturnUrl(), Metadata: m.GetMetadata(),
+		ReturnURL: m.GetReturnUrl(), Metadata: m.GetMetadata(), ManualCapture: m.GetManualCapture(),
 	}
 }
 
