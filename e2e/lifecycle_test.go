@@ -155,7 +155,7 @@ public_url: http://%s
 data_dir: %s
 plugins_dir: %s
 log: { level: info, format: json }
-plugins: { call_timeout: 5s, start_timeout: 10s }
+plugins: { call_timeout: 5s, start_timeout: 30s }
 admin: { token: "${PIPECORE_ADMIN_TOKEN}" }
 limits: { tenant_rps: 100000, tenant_burst: 100000 }
 delivery: { schedule: [50ms, 100ms, 150ms, 300ms, 1s], timeout: 2s, allow_http: true, allow_networks: ["127.0.0.1/32"] }

@@ -59,7 +59,7 @@ const (
 	crashWindow    = 5 * time.Minute
 	crashThreshold = 5
 	healthyUptime  = time.Minute
-	pingTimeout    = 2 * time.Second
+	pingTimeout    = 5 * time.Second
 )
 
 // supervisor owns one plugin binary: it launches it, health-checks it,
