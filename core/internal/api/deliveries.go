@@ -72,15 +72,7 @@ func (a *API) listDeliveries(ctx *fasthttp.RequestCtx, t *tenant.Tenant) {
 		return
 	}
 	ds, next, err := a.cfg.Couriers.List(requestContext(ctx), t, q)
-	if err != nil {
-		if isInvalidQuery(err) {
-			httpserver.WriteError(ctx, fasthttp.StatusBadRequest, "invalid_request", "invalid cursor")
-			return
-		}
-		a.storageFailure(ctx, err)
-		return
-	}
-	httpserver.WriteJSON(ctx, fasthttp.StatusOK, map[string]any{"data": ds, "next_cursor": next})
+	a.writePage(ctx, ds, next, err)
 }
 
 // cancelDeliveryRequest is the body of POST /v1/deliveries/{id}/cancel.

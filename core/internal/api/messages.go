@@ -51,6 +51,12 @@ func (a *API) listMessages(ctx *fasthttp.RequestCtx, t *tenant.Tenant) {
 		return
 	}
 	ms, next, err := a.cfg.Messages.List(requestContext(ctx), t, q)
+	a.writePage(ctx, ms, next, err)
+}
+
+// writePage answers one page of a list: {"data","next_cursor"}, or 400
+// for a cursor the store did not issue, or the storage failure.
+func (a *API) writePage(ctx *fasthttp.RequestCtx, data any, next string, err error) {
 	if err != nil {
 		if isInvalidQuery(err) {
 			httpserver.WriteError(ctx, fasthttp.StatusBadRequest, "invalid_request", "invalid cursor")
@@ -59,7 +65,7 @@ func (a *API) listMessages(ctx *fasthttp.RequestCtx, t *tenant.Tenant) {
 		a.storageFailure(ctx, err)
 		return
 	}
-	httpserver.WriteJSON(ctx, fasthttp.StatusOK, map[string]any{"data": ms, "next_cursor": next})
+	httpserver.WriteJSON(ctx, fasthttp.StatusOK, map[string]any{"data": data, "next_cursor": next})
 }
 
 // refreshParam reads ?refresh=, answering 400 itself when it is not a
