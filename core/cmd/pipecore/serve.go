@@ -208,6 +208,7 @@ func serve(ctx context.Context, path string) error {
 	}
 	defer g.close()
 	cfg, log := g.cfg, g.log
+	servePprof(log)
 	if err := g.syncEndpoints(ctx); err != nil {
 		return err
 	}
@@ -219,6 +220,9 @@ func serve(ctx context.Context, path string) error {
 	met.Registry().MustRegister(g.plugins)
 	b := bus.NewInProcess(log)
 	defer b.Close()
+	// Normalisation and delivery give way to the webhook ingress while it
+	// is busy; the inbox holds the backlog.
+	pacer := bus.NewPacer(bus.PacerConfig{})
 
 	schedule := dispatch.Schedule{0}
 	for _, d := range cfg.Delivery.Schedule {
@@ -236,7 +240,7 @@ func serve(ctx context.Context, path string) error {
 	defer sender.Close()
 	disp, err := dispatch.NewDispatcher(dispatch.DispatcherConfig{
 		Store: g.store, Sender: sender, Schedule: schedule, Metrics: met, Logger: log,
-		MaxInFlightPerEndpoint: cfg.Delivery.MaxInFlightPerEndpoint, Workers: cfg.Delivery.Workers,
+		MaxInFlightPerEndpoint: cfg.Delivery.MaxInFlightPerEndpoint, Workers: cfg.Delivery.Workers, Pacer: pacer,
 	})
 	if err != nil {
 		return err
@@ -284,9 +288,9 @@ func serve(ctx context.Context, path string) error {
 	norm := normalize.New(normalize.Config{
 		Store: g.store, Plugins: g.plugins, Tenants: g.tenants, Bus: b, OutboxTopic: bus.TopicOutbox,
 		Metrics: met, Logger: log, CallTimeout: cfg.Plugins.CallTimeout.Duration(),
-		Linkers: []normalize.Linker{couriers, msgs, subs},
+		Linkers: []normalize.Linker{couriers, msgs, subs}, Workers: cfg.Webhooks.Workers, Pacer: pacer,
 	})
-	if err := b.Consume(pipeCtx, bus.TopicInbox, cfg.Webhooks.Workers, norm.Process); err != nil {
+	if err := b.Consume(pipeCtx, bus.TopicInbox, 1, norm.Notify); err != nil {
 		return err
 	}
 	if err := b.Consume(pipeCtx, bus.TopicOutbox, 1, disp.Notify); err != nil {
@@ -295,10 +299,7 @@ func serve(ctx context.Context, path string) error {
 	var pipeline sync.WaitGroup
 	pipeline.Add(3)
 	go func() { defer pipeline.Done(); disp.Run(pipeCtx) }()
-	go func() {
-		defer pipeline.Done()
-		norm.Scan(pipeCtx, func(tenantID, id string) { _ = b.Publish(bus.TopicInbox, tenantID, id) })
-	}()
+	go func() { defer pipeline.Done(); norm.Run(pipeCtx) }()
 	go func() { defer pipeline.Done(); g.sweep(pipeCtx) }()
 	// The background jobs of the capabilities: delivery tracking, the
 	// message outbox and automations, payment reconciliation.
@@ -315,7 +316,7 @@ func serve(ctx context.Context, path string) error {
 	}()
 
 	ingress := webhook.New(webhook.Config{
-		Tenants: g.tenants, Plugins: g.plugins, Store: g.store, Bus: b, Topic: bus.TopicInbox, Metrics: met,
+		Tenants: g.tenants, Plugins: g.plugins, Store: g.store, Bus: b, Topic: bus.TopicInbox, Gauge: pacer, Metrics: met,
 		Logger: log, PublicURL: cfg.PublicURL, MaxBodyBytes: int(cfg.Webhooks.MaxBodyBytes),
 	})
 	adm, err := admin.New(admin.Config{TokenHash: cfg.Admin.TokenHash(), Store: g.store, Vault: g.vault, Gateway: g,

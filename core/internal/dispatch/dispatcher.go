@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pipecore/pipecore/core/internal/metrics"
@@ -18,10 +19,11 @@ type DispatcherConfig struct {
 	Sender *Sender
 	// Schedule is the delay before each attempt; zero means DefaultSchedule.
 	Schedule Schedule
-	// MaxInFlightPerEndpoint bounds concurrent attempts to one endpoint, so
+	// MaxInFlightPerEndpoint bounds concurrent requests to one endpoint, so
 	// a slow endpoint holds at most that many workers. Zero means 10.
 	MaxInFlightPerEndpoint int
-	// Workers bounds concurrent attempts overall. Zero means 256.
+	// Workers bounds attempts in progress overall (sending or recording).
+	// Zero means 256.
 	Workers int
 	// ScanInterval is how often due deliveries are looked for when nothing
 	// wakes the dispatcher. Zero means 250ms.
@@ -29,12 +31,24 @@ type DispatcherConfig struct {
 	// DisabledRecheck is how long deliveries to a disabled endpoint wait
 	// before they are looked at again. Zero means 1m.
 	DisabledRecheck time.Duration
-	Metrics         *metrics.Metrics
-	Logger          *slog.Logger
+	// Pacer, when set, makes the dispatcher work in slices of at most
+	// PacedBatch deliveries while the webhook ingress is busy (bus.Pacer).
+	Pacer Pacer
+	// PacedBatch is how many deliveries a paced slice starts. Zero means 64.
+	PacedBatch int
+	Metrics    *metrics.Metrics
+	Logger     *slog.Logger
 	// Now and Rand are the clock and the jitter source; nil means time.Now
 	// and math/rand. Tests inject both.
 	Now  func() time.Time
 	Rand func() float64
+}
+
+// Pacer tells whether the webhook ingress is busy and spaces out slices of
+// work while it is (bus.Pacer).
+type Pacer interface {
+	Busy() bool
+	Pace(ctx context.Context, worked time.Duration)
 }
 
 // Dispatcher delivers due deliveries (the outbox) to tenant endpoints: it
@@ -43,17 +57,33 @@ type DispatcherConfig struct {
 // answers 410 and dead-letters a delivery after its last attempt. Delivery
 // is at least once: the webhook-id (the event id) is the same on every
 // attempt and replay.
+//
+// A scan of the store's due deliveries queues them per endpoint; an
+// endpoint's queue feeds its slots (MaxInFlightPerEndpoint), and a slot is
+// free again as soon as the endpoint has answered, while the attempt is
+// recorded (group committed with others). So an endpoint gets its next
+// delivery without waiting for a scan or a commit.
 type Dispatcher struct {
-	cfg      DispatcherConfig
-	wake     chan struct{}
-	workers  chan struct{}
+	cfg     DispatcherConfig
+	wake    chan struct{}
+	workers chan struct{}
+	// inflight holds the deliveries queued or in progress, so that a scan
+	// does not take them again.
 	inflight sync.Map // delivery id -> struct{}
+	active   atomic.Int64
 	mu       sync.Mutex
-	slots    map[string]chan struct{} // endpoint key -> semaphore
+	queues   map[string]*endpointQueue // endpoint key -> queue; guarded by mu
 	wg       sync.WaitGroup
 	// endpointOf remembers the endpoint key of due deliveries seen by the
 	// last scan; only the Run goroutine touches it.
 	endpointOf map[string]string
+}
+
+// endpointQueue is one endpoint's share of the dispatcher. Guarded by
+// Dispatcher.mu.
+type endpointQueue struct {
+	sending int              // attempts holding one of the endpoint's slots
+	ready   []store.Delivery // due, queued by a scan, not started
 }
 
 // NewDispatcher returns a Dispatcher; Run starts it.
@@ -76,6 +106,9 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 	if cfg.DisabledRecheck == 0 {
 		cfg.DisabledRecheck = time.Minute
 	}
+	if cfg.PacedBatch <= 0 {
+		cfg.PacedBatch = 64
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -86,7 +119,7 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 		cfg:     cfg,
 		wake:    make(chan struct{}, 1),
 		workers: make(chan struct{}, cfg.Workers),
-		slots:   map[string]chan struct{}{},
+		queues:  map[string]*endpointQueue{},
 	}, nil
 }
 
@@ -99,8 +132,13 @@ func (d *Dispatcher) Wake() {
 }
 
 // Notify is the bus handler for new deliveries: it wakes the dispatcher.
-func (d *Dispatcher) Notify(context.Context, string, string) error {
-	d.Wake()
+// It returns once the dispatcher has taken the wake-up (or ctx ends), so
+// that while a scan runs the bus folds new announcements into this one.
+func (d *Dispatcher) Notify(ctx context.Context, _, _ string) error {
+	select {
+	case d.wake <- struct{}{}:
+	case <-ctx.Done():
+	}
 	return nil
 }
 
@@ -110,14 +148,29 @@ func (d *Dispatcher) Run(ctx context.Context) {
 	t := time.NewTicker(d.cfg.ScanInterval)
 	defer t.Stop()
 	for {
-		d.dispatchDue(ctx)
+		start := time.Now()
+		paced := d.cfg.Pacer != nil && d.cfg.Pacer.Busy()
+		budget := -1
+		if paced {
+			budget = d.cfg.PacedBatch
+		}
+		queued := d.dispatchDue(ctx, budget)
 		scanned := time.Now()
+		if paced && queued > 0 {
+			// A slice: let what it queued finish, then rest.
+			d.settle(ctx, maxSlice)
+			d.cfg.Pacer.Pace(ctx, time.Since(start))
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-d.wake:
-			if gap := minScanGap - time.Since(scanned); gap > 0 {
-				time.Sleep(gap)
+			// Under load every answered attempt wakes the dispatcher; one
+			// scan serves them all, and scans take at most a fifth of the
+			// time.
+			gap := min(max(minScanGap, 4*scanned.Sub(start)), maxScanGap)
+			if wait := gap - time.Since(scanned); wait > 0 {
+				time.Sleep(wait)
 			}
 		case <-t.C:
 		}
@@ -128,35 +181,53 @@ func (d *Dispatcher) Run(ctx context.Context) {
 // them costs no decoding (DueDeliveryRefs).
 const scanLimit = 2048
 
-// minScanGap spaces scans triggered by wake-ups: under load every finished
-// attempt wakes the dispatcher, and one scan serves them all.
-const minScanGap = 10 * time.Millisecond
+// The spacing of scans triggered by wake-ups.
+const (
+	minScanGap = 2 * time.Millisecond
+	maxScanGap = 10 * time.Millisecond
+)
 
-// dispatchDue starts an attempt for every due delivery it has room for. A
-// delivery is decoded only when it may start: one whose endpoint is known
-// to be at its limit is skipped by id.
-func (d *Dispatcher) dispatchDue(ctx context.Context) {
+// maxSlice bounds how long a paced slice waits for its deliveries.
+const maxSlice = time.Second
+
+// readyPerEndpoint is how many due deliveries an endpoint's queue holds:
+// enough to keep its slots busy until the next scan.
+func (d *Dispatcher) readyPerEndpoint() int { return max(64, 8*d.cfg.MaxInFlightPerEndpoint) }
+
+// dispatchDue queues due deliveries on their endpoints' queues, at most
+// budget of them (all it finds when budget < 0), and starts what the
+// endpoints have room for. It returns how many it queued. A delivery is
+// decoded only when its endpoint's queue has room: one whose endpoint is
+// known to be full is skipped by id.
+func (d *Dispatcher) dispatchDue(ctx context.Context, budget int) int {
 	refs, err := d.cfg.Store.DueDeliveryRefs(ctx, d.cfg.Now(), scanLimit)
 	if err != nil {
 		if ctx.Err() == nil {
 			d.cfg.Logger.Warn("outbox scan", "error", err)
 		}
-		return
+		return 0
 	}
 	seen := make(map[string]string, len(refs))
 	defer func() { d.endpointOf = seen }() // forget deliveries no longer due
+	queued := 0
+	touched := map[string]bool{}
+	defer func() {
+		for key := range touched {
+			d.pump(ctx, key)
+		}
+	}()
 	for _, ref := range refs {
+		if budget >= 0 && queued >= budget {
+			break
+		}
 		if _, busy := d.inflight.Load(ref.ID); busy {
 			continue
 		}
-		if ep, known := d.endpointOf[ref.ID]; known {
-			seen[ref.ID] = ep
-			if d.full(ep) {
+		if key, known := d.endpointOf[ref.ID]; known {
+			seen[ref.ID] = key
+			if d.full(key) {
 				continue
 			}
-		}
-		if len(d.workers) == cap(d.workers) {
-			return // every worker is busy; the next scan continues
 		}
 		// The ref list may be stale (an attempt that finished since may
 		// have delivered or rescheduled this delivery): only the stored
@@ -167,47 +238,111 @@ func (d *Dispatcher) dispatchDue(ctx context.Context) {
 		}
 		key := dl.TenantID + "\x00" + dl.EndpointID
 		seen[ref.ID] = key
-		slot := d.slot(key)
-		select {
-		case slot <- struct{}{}:
-		default:
-			continue // the endpoint is at its limit; others go ahead
+		if !d.enqueue(key, dl) {
+			continue
 		}
-		d.workers <- struct{}{}
-		d.inflight.Store(dl.ID, struct{}{})
-		d.wg.Add(1)
-		go func() {
-			defer func() {
-				<-d.workers
-				<-slot
-				d.inflight.Delete(dl.ID)
-				d.wg.Done()
-				d.Wake() // a slot is free; an ordered successor may be due
-			}()
-			d.attempt(ctx, dl)
-		}()
+		touched[key] = true
+		queued++
 	}
+	return queued
 }
 
-// full reports whether the endpoint has no free slot.
+// full reports whether the endpoint's queue has no room.
 func (d *Dispatcher) full(key string) bool {
-	s := d.slot(key)
-	return len(s) == cap(s)
-}
-
-func (d *Dispatcher) slot(key string) chan struct{} {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	s, ok := d.slots[key]
-	if !ok {
-		s = make(chan struct{}, d.cfg.MaxInFlightPerEndpoint)
-		d.slots[key] = s
-	}
-	return s
+	q := d.queues[key]
+	return q != nil && len(q.ready) >= d.readyPerEndpoint()
 }
 
-// attempt makes one delivery attempt and records it.
-func (d *Dispatcher) attempt(ctx context.Context, dl store.Delivery) {
+// enqueue puts dl on its endpoint's queue, unless the queue is full or dl
+// is already queued or in progress.
+func (d *Dispatcher) enqueue(key string, dl store.Delivery) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	q := d.queues[key]
+	if q == nil {
+		q = &endpointQueue{}
+		d.queues[key] = q
+	}
+	if len(q.ready) >= d.readyPerEndpoint() {
+		return false
+	}
+	if _, busy := d.inflight.LoadOrStore(dl.ID, struct{}{}); busy {
+		return false
+	}
+	d.active.Add(1)
+	q.ready = append(q.ready, dl)
+	return true
+}
+
+// pump starts queued deliveries of the endpoint while it has free slots
+// and a worker is free.
+func (d *Dispatcher) pump(ctx context.Context, key string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	q := d.queues[key]
+	for q != nil && ctx.Err() == nil && len(q.ready) > 0 && q.sending < d.cfg.MaxInFlightPerEndpoint {
+		select {
+		case d.workers <- struct{}{}:
+		default:
+			return // every worker is busy; a finishing one pumps again
+		}
+		dl := q.ready[0]
+		q.ready[0] = store.Delivery{}
+		q.ready = q.ready[1:]
+		q.sending++
+		d.wg.Add(1)
+		go d.run(ctx, key, dl)
+	}
+	if q != nil && len(q.ready) == 0 && q.sending == 0 {
+		delete(d.queues, key)
+	}
+}
+
+// release frees one of the endpoint's slots and starts its next delivery.
+func (d *Dispatcher) release(ctx context.Context, key string) {
+	d.mu.Lock()
+	if q := d.queues[key]; q != nil {
+		q.sending--
+	}
+	d.mu.Unlock()
+	d.pump(ctx, key)
+}
+
+// run makes one attempt of dl, holding one of its endpoint's slots and a
+// worker, and frees them.
+func (d *Dispatcher) run(ctx context.Context, key string, dl store.Delivery) {
+	released := false
+	free := func() {
+		if !released {
+			released = true
+			d.release(ctx, key)
+		}
+	}
+	defer func() {
+		free()
+		d.inflight.Delete(dl.ID)
+		d.active.Add(-1)
+		<-d.workers
+		d.pump(ctx, key) // a worker is free
+		d.wg.Done()
+		d.Wake() // an ordered successor may be due
+	}()
+	d.attempt(ctx, dl, free)
+}
+
+// settle waits until nothing is queued or in progress, for at most max.
+func (d *Dispatcher) settle(ctx context.Context, max time.Duration) {
+	deadline := time.Now().Add(max)
+	for d.active.Load() > 0 && ctx.Err() == nil && time.Now().Before(deadline) {
+		time.Sleep(500 * time.Microsecond)
+	}
+}
+
+// attempt makes one delivery attempt and records it. It calls answered
+// once the endpoint no longer needs the slot: before recording.
+func (d *Dispatcher) attempt(ctx context.Context, dl store.Delivery, answered func()) {
 	log := d.cfg.Logger.With("tenant", dl.TenantID, "delivery", dl.ID, "event", dl.EventID, "endpoint", dl.EndpointID)
 	ep, err := d.cfg.Store.GetEndpoint(ctx, dl.TenantID, dl.EndpointID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -232,6 +367,7 @@ func (d *Dispatcher) attempt(ctx context.Context, dl store.Delivery) {
 	}
 	start := d.cfg.Now()
 	res := d.cfg.Sender.Send(ctx, Target{URL: ep.URL, Secrets: ep.Secrets}, Message{ID: ev.ID, Body: ev.Body})
+	answered()
 	if ctx.Err() != nil && res.Outcome != Delivered {
 		return // shutting down: the attempt did not really happen
 	}

@@ -20,6 +20,7 @@ import (
 	"net/url"
 	"regexp"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pipecore/pipecore/core/internal/event"
@@ -50,6 +51,12 @@ type Publisher interface {
 	Publish(topic, tenantID, id string) error
 }
 
+// Pacer spaces out Run's slices of work while the webhook ingress is busy
+// (bus.Pacer): Pace is called after each slice with how long it took.
+type Pacer interface {
+	Pace(ctx context.Context, worked time.Duration)
+}
+
 // Config wires a Normalizer. Zero values mean the documented defaults.
 type Config struct {
 	Store        store.Store
@@ -64,14 +71,18 @@ type Config struct {
 	MaxAttempts  int           // retryable failures before quarantine; zero: 20
 	MinBackoff   time.Duration // zero: 1s, doubling
 	MaxBackoff   time.Duration // zero: 1h
-	ScanInterval time.Duration // how often due records are rescanned; zero: 1s
+	ScanInterval time.Duration // how often Run looks for due records unless woken; zero: 1s
+	Workers      int           // concurrent plugin calls of Run; zero: 32
+	Batch        int           // due records Run takes at a time; zero: 2×Workers
+	Pacer        Pacer         // optional
 	Now          func() time.Time
 }
 
 // Normalizer processes inbox records. Safe for concurrent use.
 type Normalizer struct {
 	cfg      Config
-	inflight sync.Map // inbox id -> struct{}: one worker per record at a time
+	inflight sync.Map      // inbox id -> struct{}: one worker per record at a time
+	wake     chan struct{} // capacity 1
 }
 
 // New returns a Normalizer.
@@ -94,10 +105,16 @@ func New(cfg Config) *Normalizer {
 	if cfg.ScanInterval == 0 {
 		cfg.ScanInterval = time.Second
 	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 32
+	}
+	if cfg.Batch <= 0 {
+		cfg.Batch = 2 * cfg.Workers
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Normalizer{cfg: cfg}
+	return &Normalizer{cfg: cfg, wake: make(chan struct{}, 1)}
 }
 
 // errQuarantine marks failures that retrying cannot fix.
@@ -117,10 +134,24 @@ func (n *Normalizer) Process(ctx context.Context, tenantID, id string) error {
 	if rec.State != store.InboxPending {
 		return nil
 	}
-	err = n.process(ctx, rec)
+	return n.conclude(ctx, rec, n.process(ctx, rec))
+}
+
+// handle normalises a pending record Run read from the store, unless
+// another worker is processing it.
+func (n *Normalizer) handle(ctx context.Context, rec store.InboxRecord) error {
+	if _, busy := n.inflight.LoadOrStore(rec.ID, struct{}{}); busy {
+		return nil
+	}
+	defer n.inflight.Delete(rec.ID)
+	return n.conclude(ctx, rec, n.process(ctx, rec))
+}
+
+// conclude records the outcome of processing rec: nothing more on
+// success, quarantine, or a retry with backoff.
+func (n *Normalizer) conclude(ctx context.Context, rec store.InboxRecord, err error) error {
 	switch {
 	case err == nil:
-		n.cfg.Metrics.InboxLag(rec.Provider, n.cfg.Now().Sub(rec.ReceivedAt))
 		return nil
 	case errors.Is(err, errQuarantine) || rec.Attempts+1 >= n.cfg.MaxAttempts:
 		reason := err.Error()
@@ -181,6 +212,9 @@ func (n *Normalizer) process(ctx context.Context, rec store.InboxRecord) error {
 	dels, err := n.cfg.Store.RecordEvents(ctx, batch)
 	if err != nil {
 		return fmt.Errorf("record events: %w", err)
+	}
+	if dels != nil { // nil: another worker recorded this webhook's events first
+		n.cfg.Metrics.InboxLag(rec.Provider, n.cfg.Now().Sub(rec.ReceivedAt))
 	}
 	for _, d := range dels {
 		if err := n.cfg.Bus.Publish(n.cfg.OutboxTopic, d.TenantID, d.ID); err != nil {
@@ -373,25 +407,75 @@ func applier(typ string, data map[string]any) func(*store.Payment) {
 	}
 }
 
-// Scan processes due inbox records (new ones whose announcement was lost,
-// and retries) every ScanInterval until ctx ends, handing them to work.
-func (n *Normalizer) Scan(ctx context.Context, work func(tenantID, id string)) {
+// Wake makes Run look for due records now.
+func (n *Normalizer) Wake() {
+	select {
+	case n.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Notify is the bus handler for accepted webhooks: it wakes Run, which
+// finds the webhook, and any announced with it, in the store. It returns
+// once Run has taken the wake-up (or ctx ends), so that while Run is busy
+// the bus folds new announcements into this one (bus.Publish).
+func (n *Normalizer) Notify(ctx context.Context, _, _ string) error {
+	select {
+	case n.wake <- struct{}{}:
+	case <-ctx.Done():
+	}
+	return nil
+}
+
+// Run normalises due inbox records until ctx ends: new ones, retries whose
+// time has come and released quarantines. It takes up to Batch records at
+// a time, oldest due first, and processes them with up to Workers plugin
+// calls in flight; their writes share the store's group commits. After
+// each batch the Pacer may make it rest while the ingress is busy: the
+// inbox holds the backlog. Between batches it waits for Wake (Notify) or
+// ScanInterval.
+func (n *Normalizer) Run(ctx context.Context) {
 	t := time.NewTicker(n.cfg.ScanInterval)
 	defer t.Stop()
-	for {
-		recs, err := n.cfg.Store.DueInbox(ctx, n.cfg.Now(), 512)
+	for ctx.Err() == nil {
+		start := time.Now()
+		recs, err := n.cfg.Store.DueInbox(ctx, n.cfg.Now(), n.cfg.Batch)
 		if err != nil && ctx.Err() == nil {
 			n.cfg.Logger.Warn("inbox scan", "error", err)
 		}
-		for _, r := range recs {
-			if _, busy := n.inflight.Load(r.ID); !busy {
-				work(r.TenantID, r.ID)
-			}
+		done := n.processAll(ctx, recs)
+		if len(recs) > 0 && n.cfg.Pacer != nil {
+			n.cfg.Pacer.Pace(ctx, time.Since(start))
+		}
+		if len(recs) == n.cfg.Batch && done > 0 {
+			continue // more may be due
 		}
 		select {
 		case <-ctx.Done():
-			return
+		case <-n.wake:
 		case <-t.C:
 		}
 	}
+}
+
+// processAll handles recs with up to Workers at a time and returns how
+// many it settled (normalised, quarantined or scheduled for a retry).
+func (n *Normalizer) processAll(ctx context.Context, recs []store.InboxRecord) int {
+	var next, done atomic.Int64
+	var wg sync.WaitGroup
+	for range min(n.cfg.Workers, len(recs)) {
+		wg.Go(func() {
+			for i := next.Add(1) - 1; i < int64(len(recs)) && ctx.Err() == nil; i = next.Add(1) - 1 {
+				if err := n.handle(ctx, recs[i]); err != nil {
+					if ctx.Err() == nil {
+						n.cfg.Logger.Warn("inbox record not settled; it stays due", "tenant", recs[i].TenantID, "id", recs[i].ID, "error", err)
+					}
+					continue
+				}
+				done.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	return int(done.Load())
 }

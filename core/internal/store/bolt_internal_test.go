@@ -35,7 +35,7 @@ func TestBoltBatchRerun(t *testing.T) {
 	var probeRuns atomic.Int32
 	probeDone := make(chan error, 1)
 	go func() {
-		probeDone <- b.db.Batch(func(*bolt.Tx) error { probeRuns.Add(1); return nil })
+		probeDone <- b.batch(func(*bolt.Tx) error { probeRuns.Add(1); return nil })
 	}()
 	time.Sleep(5 * time.Millisecond)
 
@@ -57,7 +57,7 @@ func TestBoltBatchRerun(t *testing.T) {
 	}
 	time.Sleep(20 * time.Millisecond)
 	errBoom := errors.New("boom")
-	if err := b.db.Batch(func(*bolt.Tx) error { return errBoom }); !errors.Is(err, errBoom) {
+	if err := b.batch(func(*bolt.Tx) error { return errBoom }); !errors.Is(err, errBoom) {
 		t.Fatalf("failing batch function: err = %v", err)
 	}
 	wg.Wait()
@@ -169,7 +169,7 @@ func TestBoltBatchRerunEvents(t *testing.T) {
 	var probeRuns atomic.Int32
 	probeDone := make(chan error, 1)
 	go func() {
-		probeDone <- b.db.Batch(func(*bolt.Tx) error { probeRuns.Add(1); return nil })
+		probeDone <- b.batch(func(*bolt.Tx) error { probeRuns.Add(1); return nil })
 	}()
 	time.Sleep(5 * time.Millisecond)
 
@@ -195,7 +195,7 @@ func TestBoltBatchRerunEvents(t *testing.T) {
 	}
 	time.Sleep(20 * time.Millisecond)
 	errBoom := errors.New("boom")
-	if err := b.db.Batch(func(*bolt.Tx) error { return errBoom }); !errors.Is(err, errBoom) {
+	if err := b.batch(func(*bolt.Tx) error { return errBoom }); !errors.Is(err, errBoom) {
 		t.Fatalf("failing batch function: err = %v", err)
 	}
 	wg.Wait()
@@ -344,5 +344,66 @@ func TestAuditTail(t *testing.T) {
 				t.Fatalf("tailAuditHash = %q, %v; want %q, %v", h, ok, tc.want, tc.wantOK)
 			}
 		})
+	}
+}
+
+// TestInboxMetaRoundTrip: an inbox record's binary metadata decodes to
+// the record, whatever its strings hold; records of schema 3 (JSON
+// metadata) are still read; malformed metadata is errCorrupt.
+func TestInboxMetaRoundTrip(t *testing.T) {
+	odd := []string{"", "plain", `quote " and \ backslash`, "ctl \x00\x01\x1f\x7f tab\tnl\nret\r", "html <b>&amp;</b>",
+		"utf8 é 漢字 😀 \u2028\u2029", "bad utf8 \xff\xfe\xc3", strings.Repeat("long ", 100)}
+	when := time.Date(2026, 11, 27, 10, 0, 0, 123456000, time.UTC)
+	body := []byte(`{"id":"evt_1"}`)
+	for i, s := range odd {
+		r := InboxRecord{ID: "wh_" + s, TenantID: s, Provider: "p" + s, DedupKey: s, Method: s, RequestURI: "/x?" + s,
+			Header: map[string][]string{"X-A": {s, "b"}, s: {"v"}, "Nil": nil, "Empty": {}}, Body: body, ReceivedAt: when,
+			CorrelationID: s, State: InboxQuarantined, Attempts: i * 1000, NextAttemptAt: when.Add(time.Hour), LastError: s,
+			EventIDs: []string{"evt_1", s}, ProcessedAt: when.Add(-time.Second)}
+		if i%2 == 1 {
+			r.Header, r.EventIDs, r.ProcessedAt, r.DedupKey = nil, nil, time.Time{}, ""
+		}
+		val, err := encodeInbox(&r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := decodeInbox(val, 9, true)
+		if err != nil {
+			t.Fatalf("%q: %v", s, err)
+		}
+		r.Seq = 9
+		if !reflect.DeepEqual(got, r) {
+			t.Errorf("%q:\n got %+v\nwant %+v", s, got, r)
+		}
+		if st, err := inboxStateOf(val); err != nil || st != r.State {
+			t.Errorf("%q: state %q, %v", s, st, err)
+		}
+		meta, _, isJSON, err := splitInbox(val)
+		if err != nil || isJSON {
+			t.Fatalf("%q: split %v, JSON %v", s, err, isJSON)
+		}
+		for cut := range len(meta) {
+			if err := decodeInboxMeta(meta[:cut], new(InboxRecord)); !errors.Is(err, errCorrupt) {
+				t.Fatalf("%q: metadata cut at %d of %d: err = %v, want errCorrupt", s, cut, len(meta), err)
+			}
+		}
+		if err := decodeInboxMeta(append(bytes.Clone(meta), 0), new(InboxRecord)); !errors.Is(err, errCorrupt) {
+			t.Fatalf("%q: metadata with a trailing byte: err = %v", s, err)
+		}
+	}
+
+	// A record as a schema 3 build wrote it.
+	old := InboxRecord{ID: "wh_old", TenantID: "t_a", Provider: "stripe", DedupKey: "evt_1", Method: "POST", RequestURI: "/w",
+		Header: map[string][]string{"Content-Type": {"application/json"}}, ReceivedAt: when, State: InboxProcessed,
+		NextAttemptAt: when, EventIDs: []string{"evt_a"}, ProcessedAt: when.Add(time.Second)}
+	meta, _ := json.Marshal(&old)
+	v1 := appendBlob(nil, meta, body)
+	got, err := decodeInbox(v1, 3, true)
+	old.Seq, old.Body = 3, body
+	if err != nil || !reflect.DeepEqual(got, old) {
+		t.Fatalf("schema 3 record: %+v, %v\nwant %+v", got, err, old)
+	}
+	if st, err := inboxStateOf(v1); err != nil || st != InboxProcessed {
+		t.Fatalf("schema 3 record state %q, %v", st, err)
 	}
 }

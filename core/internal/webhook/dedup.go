@@ -1,10 +1,8 @@
 package webhook
 
 import (
-	"encoding/json"
 	"net/textproto"
 	"net/url"
-	"strconv"
 	"strings"
 
 	"github.com/pipecore/pipecore/core/internal/signature"
@@ -17,25 +15,34 @@ import (
 // sources, or one yields nothing, the key is the body's SHA-256, so that
 // at least byte-identical redeliveries are recognised.
 //
+// A json source yields what decoding the body with encoding/json into an
+// interface value and walking the path would (a string, a number in its
+// shortest decimal form, a boolean; nothing for null, objects, arrays or a
+// body that does not decode), without building the document: it is on the
+// ingress path of every webhook.
+//
 // It runs only after the signature has been verified.
 func DedupKey(sources []string, r signature.Request) string {
 	if len(sources) == 0 {
 		return bodyKey(r.Body)
 	}
-	var doc any
-	var form url.Values
+	var (
+		checked, decodes bool
+		form             url.Values
+	)
 	parts := make([]string, 0, len(sources))
 	for _, src := range sources {
 		kind, name, _ := strings.Cut(src, ":")
 		var v string
 		switch kind {
 		case "json":
-			if doc == nil {
-				if json.Unmarshal(r.Body, &doc) != nil {
-					return bodyKey(r.Body)
-				}
+			if !checked {
+				checked, decodes = true, jsonDecodes(r.Body)
 			}
-			v = jsonPath(doc, name)
+			if !decodes {
+				return bodyKey(r.Body)
+			}
+			v = jsonPath(r.Body, name)
 		case "header":
 			if vs := r.Header[textproto.CanonicalMIMEHeaderKey(name)]; len(vs) > 0 {
 				v = vs[0]
@@ -55,33 +62,8 @@ func DedupKey(sources []string, r signature.Request) string {
 		}
 		parts = append(parts, v)
 	}
+	if len(parts) == 1 {
+		return parts[0]
+	}
 	return strings.Join(parts, "|")
-}
-
-// jsonPath returns the scalar at a dotted path as a string, or "".
-func jsonPath(doc any, path string) string {
-	cur := doc
-	for _, seg := range strings.Split(path, ".") {
-		switch node := cur.(type) {
-		case map[string]any:
-			cur = node[seg]
-		case []any:
-			i, err := strconv.Atoi(seg)
-			if err != nil || i < 0 || i >= len(node) {
-				return ""
-			}
-			cur = node[i]
-		default:
-			return ""
-		}
-	}
-	switch v := cur.(type) {
-	case string:
-		return v
-	case float64:
-		return strconv.FormatFloat(v, 'f', -1, 64)
-	case bool:
-		return strconv.FormatBool(v)
-	}
-	return ""
 }

@@ -10,7 +10,6 @@
 package webhook
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -42,6 +41,14 @@ type Publisher interface {
 	Publish(topic, tenantID, id string) error
 }
 
+// Gauge is told when each webhook comes in and when it is answered
+// (bus.Pacer), so that background stages can give way while many are in
+// flight.
+type Gauge interface {
+	Enter()
+	Leave()
+}
+
 // Config wires an Ingress.
 type Config struct {
 	Tenants *tenant.Registry
@@ -49,6 +56,8 @@ type Config struct {
 	Store   store.Store
 	Bus     Publisher
 	Topic   string
+	// Gauge, when set, is told about every POST in flight.
+	Gauge   Gauge
 	Metrics *metrics.Metrics
 	Logger  *slog.Logger
 	// PublicURL is the gateway's public base URL; the Twilio scheme signs
@@ -119,6 +128,10 @@ func (in *Ingress) reject(ctx *fasthttp.RequestCtx, prov, reason string, status 
 
 // Post handles POST /webhooks/{provider}/{tenant}.
 func (in *Ingress) Post(ctx *fasthttp.RequestCtx) {
+	if g := in.cfg.Gauge; g != nil {
+		g.Enter()
+		defer g.Leave()
+	}
 	if len(ctx.Request.Body()) > in.cfg.MaxBodyBytes {
 		name, _ := ctx.UserValue("provider").(string)
 		in.reject(ctx, name, "body_too_large", fasthttp.StatusRequestEntityTooLarge, "webhook body exceeds the limit")
@@ -129,12 +142,14 @@ func (in *Ingress) Post(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	now := in.cfg.Now()
-	// fasthttp reuses the request's buffers once the handler returns: copy
-	// what the inbox keeps.
-	body := bytes.Clone(ctx.Request.Body())
+	// The body is fasthttp's buffer, valid until the handler returns:
+	// everything below uses it before then (AcceptWebhook copies what the
+	// inbox keeps).
+	body := ctx.Request.Body()
+	uri := string(ctx.RequestURI())
 	req := signature.Request{
 		Method: string(ctx.Method()),
-		URL:    in.cfg.PublicURL + string(ctx.RequestURI()),
+		URL:    in.cfg.PublicURL + uri,
 		Header: headers(&ctx.Request.Header),
 		Query:  query(ctx.QueryArgs()),
 		Body:   body,
@@ -157,7 +172,7 @@ func (in *Ingress) Post(ctx *fasthttp.RequestCtx) {
 		Provider:      t.name,
 		DedupKey:      DedupKey(t.spec.DedupKey, req),
 		Method:        req.Method,
-		RequestURI:    string(ctx.RequestURI()),
+		RequestURI:    uri,
 		Header:        req.Header,
 		Body:          body,
 		ReceivedAt:    now,
@@ -174,19 +189,37 @@ func (in *Ingress) Post(ctx *fasthttp.RequestCtx) {
 	}
 	if dup {
 		in.cfg.Metrics.WebhookReceived(t.name, "duplicate")
-		httpserver.WriteJSON(ctx, fasthttp.StatusOK, ack{Status: "duplicate", ID: stored.ID})
+		writeAck(ctx, "duplicate", stored.ID)
 		return
 	}
 	in.cfg.Metrics.WebhookReceived(t.name, "accepted")
 	if err := in.cfg.Bus.Publish(in.cfg.Topic, t.tenant.ID, stored.ID); err != nil {
 		in.cfg.Logger.Warn("webhook accepted but not announced; the inbox rescan picks it up", "id", stored.ID, "error", err)
 	}
-	httpserver.WriteJSON(ctx, fasthttp.StatusOK, ack{Status: "accepted", ID: stored.ID})
+	writeAck(ctx, "accepted", stored.ID)
 }
 
 type ack struct {
 	Status string `json:"status"`
 	ID     string `json:"id"`
+}
+
+// writeAck answers 200 with {"status":…,"id":…}, without the encoder
+// when the id needs no escaping (the inbox's own ids never do).
+func writeAck(ctx *fasthttp.RequestCtx, status, id string) {
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; !(c == '_' || c == '-' || '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
+			httpserver.WriteJSON(ctx, fasthttp.StatusOK, ack{Status: status, ID: id})
+			return
+		}
+	}
+	ctx.SetStatusCode(fasthttp.StatusOK)
+	ctx.SetContentType("application/json")
+	ctx.Response.SetBodyString(`{"status":"`)
+	ctx.Response.AppendBodyString(status)
+	ctx.Response.AppendBodyString(`","id":"`)
+	ctx.Response.AppendBodyString(id)
+	ctx.Response.AppendBodyString(`"}`)
 }
 
 // Get answers a provider's subscription handshake (GET), such as Meta's

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/fasthttp/router"
@@ -47,10 +48,17 @@ const (
 	otherValue = "other-tenant-secret"
 )
 
+// gauge counts the webhooks the ingress says are in flight.
+type gauge struct{ enters, leaves atomic.Int32 }
+
+func (g *gauge) Enter() { g.enters.Add(1) }
+func (g *gauge) Leave() { g.leaves.Add(1) }
+
 type env struct {
 	url   string
 	st    *store.Bolt
 	bus   *recorder
+	gauge *gauge
 	limit int
 }
 
@@ -82,8 +90,8 @@ func setup(t *testing.T) *env {
 		"off":     {Name: "off", Version: "1", Webhook: spec},
 		"nohooks": {Name: "nohooks", Version: "1"},
 	}
-	e := &env{st: st, bus: &recorder{}, limit: 4096}
-	in := webhook.New(webhook.Config{Tenants: reg, Plugins: cat, Store: st, Bus: e.bus, Topic: "inbox", PublicURL: "http://gw.example", MaxBodyBytes: e.limit})
+	e := &env{st: st, bus: &recorder{}, gauge: &gauge{}, limit: 4096}
+	in := webhook.New(webhook.Config{Tenants: reg, Plugins: cat, Store: st, Bus: e.bus, Topic: "inbox", Gauge: e.gauge, PublicURL: "http://gw.example", MaxBodyBytes: e.limit})
 	r := router.New()
 	r.POST("/webhooks/{provider}/{tenant}", in.Post)
 	r.GET("/webhooks/{provider}/{tenant}", in.Get)
@@ -161,6 +169,9 @@ func TestIngress(t *testing.T) {
 			}
 			if len(e.bus.ids) != tc.stored {
 				t.Fatalf("announced %d, want %d", len(e.bus.ids), tc.stored)
+			}
+			if in, out := e.gauge.enters.Load(), e.gauge.leaves.Load(); in != 1 || out != 1 {
+				t.Fatalf("gauge told of %d webhooks in and %d out, want 1 and 1", in, out)
 			}
 		})
 	}

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -75,9 +76,10 @@ type gateway struct {
 	stopped atomic.Bool
 }
 
-// startGateway writes cfg into dir and starts bin/pipecore serve on it.
-// The process gets SIGKILL if the benchmark dies (its plugins follow it).
-func startGateway(bin, dir, addr, cfg string) (*gateway, error) {
+// startGateway writes cfg into dir and starts bin/pipecore serve on it,
+// with env added to this process's environment. The process gets SIGKILL
+// if the benchmark dies (its plugins follow it).
+func startGateway(bin, dir, addr, cfg string, env []string) (*gateway, error) {
 	path := filepath.Join(dir, "pipecore.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		return nil, err
@@ -89,6 +91,7 @@ func startGateway(bin, dir, addr, cfg string) (*gateway, error) {
 	}
 	g.cmd = exec.Command(filepath.Join(bin, "pipecore"), "serve", "--config", path)
 	g.cmd.Dir = dir
+	g.cmd.Env = append(os.Environ(), env...)
 	g.cmd.Stdout, g.cmd.Stderr = logf, logf
 	g.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := g.cmd.Start(); err != nil {
@@ -357,4 +360,26 @@ func (s *stripeAPI) describe() string {
 	default:
 		return s.url
 	}
+}
+
+// fetchProfile saves the CPU profile at url, which takes d to record.
+func fetchProfile(url, path string, d time.Duration) error {
+	client := &http.Client{Timeout: d + 30*time.Second}
+	resp, err := client.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

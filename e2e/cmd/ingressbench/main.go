@@ -13,6 +13,10 @@
 // rate with an open-loop generator, and finally sends -rate webhooks/s and
 // times each one until its event arrives at the endpoint.
 //
+// With -profile DIR the gateway serves net/http/pprof on a loopback port
+// (PIPECORE_PPROF) and a CPU profile of it is saved for every closed-loop
+// phase and for the drain after it.
+//
 // Everything listens on 127.0.0.1; the temporary directory is removed and
 // the gateway is stopped on exit and on Ctrl-C. The targets are reported,
 // not asserted: the exit status is non-zero only when the setup fails (1)
@@ -32,6 +36,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -48,6 +53,7 @@ type options struct {
 	warmup      time.Duration
 	rounds      int
 	deliver     bool
+	profile     string
 }
 
 func main() { os.Exit(run()) }
@@ -62,6 +68,7 @@ func run() int {
 	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "closed-loop warm-up of each server, not counted")
 	flag.IntVar(&o.rounds, "rounds", 2, "rounds of baseline then gateway; the report takes the median")
 	flag.BoolVar(&o.deliver, "deliver", true, "give the tenant an endpoint; false measures ingress and normalisation without delivery, and skips the end-to-end phase")
+	flag.StringVar(&o.profile, "profile", "", "directory for CPU profiles of the gateway (go tool pprof bin/pipecore FILE): one per closed-loop gateway phase and one of the drain after it")
 	flag.Parse()
 	if o.duration <= 0 || o.e2eDuration <= 0 || o.warmup < 0 || o.conns < 1 || o.rate <= 0 || o.rounds < 1 {
 		fmt.Fprintln(os.Stderr, "ingressbench: -duration, -e2e-duration, -conns, -rate and -rounds must be positive")
@@ -108,6 +115,7 @@ type bench struct {
 	// duplicates: each must become one event at the endpoint.
 	gwAccepted int64
 	log        io.Writer
+	pprofAddr  string        // the gateway's pprof address with -profile
 	loadStart  string        // /proc/loadavg when the run started
 	fsyncStart time.Duration // median fdatasync before the run
 }
@@ -154,7 +162,17 @@ func setup(ctx context.Context, o options) (*bench, error) {
 		receiverURL = ""
 	}
 	cfg := gatewayConfig(addr, filepath.Join(gwDir, "data"), filepath.Join(bin, "plugins"), b.stripe.url, b.secret, receiverURL, endpointSecret)
-	if b.gw, err = startGateway(bin, gwDir, addr, cfg); err != nil {
+	var env []string
+	if o.profile != "" {
+		if err := os.MkdirAll(o.profile, 0o755); err != nil {
+			return b, err
+		}
+		if b.pprofAddr, err = freeAddr(); err != nil {
+			return b, err
+		}
+		env = append(env, "PIPECORE_PPROF="+b.pprofAddr)
+	}
+	if b.gw, err = startGateway(bin, gwDir, addr, cfg, env); err != nil {
 		return b, err
 	}
 	if err := b.gw.waitReady(30 * time.Second); err != nil {
@@ -284,15 +302,39 @@ func (b *bench) closed(t target, d time.Duration) (result, cpuSnap) {
 	return r, b.cpu().sub(before)
 }
 
-func (b *bench) closedGateway(d time.Duration) gatewayPhase {
+func (b *bench) closedGateway(d time.Duration, name string) gatewayPhase {
 	var p gatewayPhase
+	loaded := b.profileGateway(name+"-loaded", d-time.Second)
 	p.res, p.cpu = b.closed(b.gwT, d)
+	loaded()
 	b.gwAccepted += p.res.ok - p.res.duplicates
 	p.backlog = b.gwAccepted - b.through()
+	drain := b.profileGateway(name+"-drain", min(d, 10*time.Second))
 	before := b.cpu()
 	p.drain, p.drained = b.drain(maxDrain)
 	p.drainCPU = b.cpu().sub(before)
+	drain()
 	return p
+}
+
+// profileGateway starts a CPU profile of the gateway of length d, saved
+// as name.pprof in the -profile directory, and returns a function that
+// waits for it. Without -profile it does nothing.
+func (b *bench) profileGateway(name string, d time.Duration) (wait func()) {
+	if b.o.profile == "" || d < time.Second {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		path := filepath.Join(b.o.profile, name+".pprof")
+		if err := fetchProfile("http://"+b.pprofAddr+"/debug/pprof/profile?seconds="+strconv.Itoa(int(d.Seconds())), path, d); err != nil {
+			b.logf("profile %s: %v", name, err)
+			return
+		}
+		b.logf("profile %s", path)
+	}()
+	return func() { <-done }
 }
 
 func (b *bench) logf(format string, args ...any) { fmt.Fprintf(b.log, "  · "+format+"\n", args...) }
@@ -363,7 +405,7 @@ func (b *bench) measure() *report {
 	if b.o.warmup > 0 {
 		r, c := b.closed(b.baseT, b.o.warmup)
 		b.logResult("warm-up baseline", r, c)
-		p := b.closedGateway(b.o.warmup)
+		p := b.closedGateway(b.o.warmup, "warmup")
 		b.logResult("warm-up gateway", p.res, p.cpu)
 	}
 	for i := 0; i < b.o.rounds && b.ctx.Err() == nil; i++ {
@@ -374,7 +416,7 @@ func (b *bench) measure() *report {
 		if b.ctx.Err() != nil {
 			break
 		}
-		p := b.closedGateway(b.o.duration)
+		p := b.closedGateway(b.o.duration, fmt.Sprintf("round%d", i+1))
 		b.logGateway(p)
 		rep.gw = append(rep.gw, p)
 	}
