@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -238,13 +239,17 @@ func TestTransitionsOnceAndInOrder(t *testing.T) {
 	link := func(typ string, data map[string]any) {
 		t.Helper()
 		ev := provider.Event{ID: "evt_" + typ, Type: typ, Subject: d.ProviderDeliveryID}
-		gotTyp, out, _, change, ok := e.svc.Link(ctx, "acme", "uber", ev, data)
+		linked, _, change, ok := e.svc.Link(ctx, "acme", "uber", ev, data)
 		if !ok {
 			t.Fatalf("Link(%s) did not find the delivery", typ)
 		}
-		body, _ := json.Marshal(map[string]any{"type": gotTyp, "data": out})
-		change.Events = []int{0}
-		if _, err := e.st.RecordEvents(ctx, store.EventBatch{TenantID: "acme", Events: []store.Event{{Type: gotTyp, Provider: "uber", Subject: d.ProviderDeliveryID, Body: body}},
+		var evs []store.Event
+		for i, lk := range linked {
+			body, _ := json.Marshal(map[string]any{"type": lk.Type, "data": lk.Data})
+			evs = append(evs, store.Event{Type: lk.Type, Provider: "uber", Subject: d.ProviderDeliveryID, Body: body})
+			change.Events = append(change.Events, i)
+		}
+		if _, err := e.st.RecordEvents(ctx, store.EventBatch{TenantID: "acme", Events: evs,
 			Resources: []store.ResourceChange{change}}); err != nil {
 			t.Fatal(err)
 		}
@@ -343,5 +348,36 @@ func TestCancelBeforePickup(t *testing.T) {
 	}
 	if _, err := e.svc.Get(ctx, e.t, "del_nope", false); !errors.Is(err, courier.ErrNotFound) {
 		t.Fatalf("missing delivery: %v", err)
+	}
+}
+
+// TestSkippedStatesAnnounced: a poll that finds a pending delivery already
+// delivered (or webhooks that arrive out of order) still tells the tenant
+// every step, once and in order.
+func TestSkippedStatesAnnounced(t *testing.T) {
+	rappi := newFake("rappi", 1990)
+	e := setup(t, rappi)
+	ctx := context.Background()
+	req := request()
+	req.Provider = "rappi"
+	d, err := e.svc.Create(ctx, e.t, "op1", courier.CreateInput{Request: &req})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rappi.set(d.ProviderDeliveryID, delivery.StatusAssigned)
+	rappi.set(d.ProviderDeliveryID, delivery.StatusDelivered)
+	if _, err := e.svc.Get(ctx, e.t, d.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Get(ctx, e.t, d.ID, true); err != nil { // again: nothing new
+		t.Fatal(err)
+	}
+	want := "[delivery.created delivery.assigned delivery.picked_up delivery.completed]"
+	if got := fmt.Sprint(e.types(t)); got != want {
+		t.Fatalf("events = %s, want %s", got, want)
+	}
+	evs, _, _ := e.st.ListEvents(ctx, "acme", store.EventQuery{Type: "delivery.assigned"})
+	if len(evs) != 1 || !strings.Contains(string(evs[0].Body), `"status":"assigned"`) || !strings.Contains(string(evs[0].Body), `"name":"Ana"`) {
+		t.Fatalf("synthesized assigned event: %+v", evs)
 	}
 }

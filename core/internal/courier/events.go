@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/pipecore/pipecore/core/internal/event"
@@ -22,11 +23,16 @@ type observation struct {
 	at       time.Time
 }
 
-// transition applies o to the stored delivery r and reports which event it
-// announces: "" when there is nothing new to tell (same or earlier status,
-// a location within LocationInterval of the last one). It only computes;
-// the store runs it inside the transaction that records the event.
-func (s *Service) transition(r *store.Resource, o observation) (typ string) {
+// transition applies o to the stored delivery r and returns the events
+// it announces, in order: none when there is nothing new to tell (same or
+// earlier status, a location within LocationInterval of the last one);
+// the new status's event; and before it, on the way to picked_up or
+// delivered, the states the delivery skipped (delivery.assigned before
+// delivery.picked_up), so the tenant hears every step once and in order
+// even when the provider's webhooks arrive out of order or a poll sees two
+// steps at once. It only computes; the store runs it inside the
+// transaction that records the events.
+func (s *Service) transition(r *store.Resource, o observation) (types []string) {
 	d := decodeDoc(r)
 	if o.shipment != nil {
 		merge(&d, *o.shipment)
@@ -42,23 +48,33 @@ func (s *Service) transition(r *store.Resource, o observation) (typ string) {
 		d.Courier.Location = o.location
 		if Terminal(r.Status) || (!d.LastLocationAt.IsZero() && o.at.Sub(d.LastLocationAt) < LocationInterval) {
 			r.Doc = mustJSON(d)
-			return ""
+			return nil
 		}
 		d.LastLocationAt = o.at
-		typ = "delivery.courier_location"
+		types = []string{"delivery.courier_location"}
 	case rank(o.status) > rank(r.Status) && !Terminal(r.Status):
+		if o.status == string(delivery.StatusPickedUp) || o.status == string(delivery.StatusDelivered) {
+			for _, skipped := range []delivery.Status{delivery.StatusAssigned, delivery.StatusPickedUp} {
+				if rank(string(skipped)) > rank(r.Status) && rank(string(skipped)) < rank(o.status) && rank(r.Status) >= 0 {
+					types = append(types, eventType(string(skipped)))
+				}
+			}
+		}
 		r.Status = o.status
-		typ = eventType(o.status)
+		types = append(types, eventType(o.status))
 	}
 	// News pushes the next poll out; a finished delivery is not polled.
 	if Terminal(r.Status) {
 		r.CheckAt = time.Time{}
-	} else if typ != "" {
+	} else if len(types) > 0 {
 		r.CheckAt = o.at.Add(s.cfg.PollInterval)
 	}
 	r.Doc = mustJSON(d)
-	return typ
+	return types
 }
+
+// statusAfter is the status a delivery announces with event type typ.
+func statusAfter(typ string) string { return statusOf(typ) }
 
 // mergeData copies a webhook event's catalog fields onto the document.
 func mergeData(d *doc, data map[string]any) {
@@ -99,19 +115,19 @@ func mergeData(d *doc, data map[string]any) {
 }
 
 // observe records o against the tenant's delivery id: when it is news, the
-// event is recorded (and delivered to the tenant's endpoints) in the same
+// events are recorded (and delivered to the tenant's endpoints) in the same
 // transaction as the delivery's new state; otherwise nothing is written.
 func (s *Service) observe(ctx context.Context, tenantID, id string, o observation) error {
 	r, err := s.load(ctx, tenantID, id)
 	if err != nil {
 		return err
 	}
-	// Render the event from what the transition would make of the record
+	// Render the events from what the transition would make of the record
 	// now; the store re-runs the transition on the record as stored and
-	// drops the event unless it is still news.
+	// drops them unless they are still news.
 	probe := r
-	typ := s.transition(&probe, o)
-	if typ == "" {
+	types := s.transition(&probe, o)
+	if len(types) == 0 {
 		if o.shipment != nil || o.data != nil {
 			// Same status, fresher details (courier, ETA...): keep them.
 			_, err := s.cfg.Store.UpdateResource(ctx, KindDelivery, tenantID, id, func(r *store.Resource) error {
@@ -123,25 +139,39 @@ func (s *Service) observe(ctx context.Context, tenantID, id string, o observatio
 		return nil
 	}
 	d := decodeDoc(&probe)
-	status := probe.Status
-	data := eventData(&probe, &d, status)
-	if typ == "delivery.courier_location" {
-		data = map[string]any{"delivery_id": probe.ID, "provider_delivery_id": probe.ProviderID, "courier": map[string]any{"location": o.location}}
+	now := s.now()
+	batch := store.EventBatch{TenantID: tenantID, Now: now}
+	change := store.ResourceChange{Kind: KindDelivery, ID: id, Apply: func(r *store.Resource) bool {
+		return slices.Equal(s.transition(r, o), types)
+	}}
+	for _, lk := range s.linked(&probe, &d, types, o) {
+		ev, err := event.New(tenantID, r.Provider, lk.Type, o.at, d.CorrelationID, lk.Data)
+		if err != nil {
+			return fmt.Errorf("courier: render %s: %w", lk.Type, err)
+		}
+		ev.Subject, ev.CreatedAt = r.ProviderID, now
+		change.Events = append(change.Events, len(batch.Events))
+		batch.Events = append(batch.Events, ev)
 	}
-	ev, err := event.New(tenantID, r.Provider, typ, o.at, d.CorrelationID, data)
-	if err != nil {
-		return fmt.Errorf("courier: render %s: %w", typ, err)
-	}
-	ev.Subject, ev.CreatedAt = r.ProviderID, s.now()
-	_, err = s.cfg.Store.RecordEvents(ctx, store.EventBatch{
-		TenantID: tenantID, Now: ev.CreatedAt, Events: []store.Event{ev},
-		Resources: []store.ResourceChange{{Kind: KindDelivery, ID: id, Events: []int{0}, Apply: func(r *store.Resource) bool {
-			return s.transition(r, o) == typ
-		}}},
-	})
-	if err != nil {
-		return fmt.Errorf("courier: record %s: %w", typ, err)
+	batch.Resources = []store.ResourceChange{change}
+	if _, err := s.cfg.Store.RecordEvents(ctx, batch); err != nil {
+		return fmt.Errorf("courier: record %v: %w", types, err)
 	}
 	s.cfg.Notify()
 	return nil
+}
+
+// linked renders the events of types for the delivery as probe (after the
+// transition), each with the status it announces.
+func (s *Service) linked(probe *store.Resource, d *doc, types []string, o observation) []store.Linked {
+	out := make([]store.Linked, 0, len(types))
+	for _, typ := range types {
+		if typ == "delivery.courier_location" {
+			out = append(out, store.Linked{Type: typ, Data: map[string]any{"delivery_id": probe.ID, "provider_delivery_id": probe.ProviderID,
+				"courier": map[string]any{"location": o.location}}})
+			continue
+		}
+		out = append(out, store.Linked{Type: typ, Data: eventData(probe, d, statusAfter(typ))})
+	}
+	return out
 }

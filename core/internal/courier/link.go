@@ -2,6 +2,7 @@ package courier
 
 import (
 	"context"
+	"slices"
 	"strings"
 
 	"github.com/pipecore/pipecore/core/internal/store"
@@ -15,9 +16,9 @@ import (
 // store drops the event if, by then, it is no longer news. ok is false for
 // an event about a delivery the gateway did not book: it passes through
 // as the plugin made it.
-func (s *Service) Link(ctx context.Context, tenantID, prov string, ev provider.Event, data map[string]any) (typ string, out map[string]any, correlation string, change store.ResourceChange, ok bool) {
+func (s *Service) Link(ctx context.Context, tenantID, prov string, ev provider.Event, data map[string]any) (out []store.Linked, correlation string, change store.ResourceChange, ok bool) {
 	if !strings.HasPrefix(ev.Type, "delivery.") {
-		return "", nil, "", store.ResourceChange{}, false
+		return nil, "", store.ResourceChange{}, false
 	}
 	ids := []string{}
 	if v, _ := data["provider_delivery_id"].(string); v != "" {
@@ -36,7 +37,7 @@ func (s *Service) Link(ctx context.Context, tenantID, prov string, ev provider.E
 		}
 	}
 	if !found {
-		return "", nil, "", store.ResourceChange{}, false
+		return nil, "", store.ResourceChange{}, false
 	}
 	o := observation{status: statusOf(ev.Type), data: data, at: s.now()}
 	if ev.Type == "delivery.courier_location" {
@@ -49,21 +50,19 @@ func (s *Service) Link(ctx context.Context, tenantID, prov string, ev provider.E
 		}
 	}
 	probe := r
-	typ = s.transition(&probe, o)
+	types := s.transition(&probe, o)
 	d := decodeDoc(&probe)
-	if typ == "" {
-		// Not news now: let the store drop it (and keep fresher details).
-		typ = ev.Type
+	if len(types) == 0 {
+		// Not news now: the store drops it (the transition on the stored
+		// record must then give the same nothing, which it refuses).
+		out = []store.Linked{{Type: ev.Type, Data: eventData(&probe, &d, probe.Status)}}
+		change = store.ResourceChange{Kind: KindDelivery, ID: r.ID, Apply: func(*store.Resource) bool { return false }}
+		return out, d.CorrelationID, change, true
 	}
-	out = eventData(&probe, &d, probe.Status)
-	if typ == "delivery.courier_location" {
-		out = map[string]any{"delivery_id": r.ID, "provider_delivery_id": r.ProviderID, "courier": map[string]any{"location": o.location}}
-	}
-	want := typ
 	change = store.ResourceChange{Kind: KindDelivery, ID: r.ID, Apply: func(cur *store.Resource) bool {
-		return s.transition(cur, o) == want
+		return slices.Equal(s.transition(cur, o), types)
 	}}
-	return typ, out, d.CorrelationID, change, true
+	return s.linked(&probe, &d, types, o), d.CorrelationID, change, true
 }
 
 func locationOf(data map[string]any) *Location {

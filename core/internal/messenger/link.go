@@ -34,9 +34,9 @@ func statusOfEvent(typ string) string {
 // never backwards); an inbound message becomes a message of its own,
 // announced once however often the provider repeats it, and opens the
 // sender's WhatsApp session window.
-func (s *Service) Link(ctx context.Context, tenantID, prov string, ev provider.Event, data map[string]any) (string, map[string]any, string, store.ResourceChange, bool) {
+func (s *Service) Link(ctx context.Context, tenantID, prov string, ev provider.Event, data map[string]any) ([]store.Linked, string, store.ResourceChange, bool) {
 	if !strings.HasPrefix(ev.Type, "message.") && !strings.HasPrefix(ev.Type, "email.") {
-		return "", nil, "", store.ResourceChange{}, false
+		return nil, "", store.ResourceChange{}, false
 	}
 	if ev.Type == "message.received" {
 		return s.linkInbound(ctx, tenantID, prov, ev, data)
@@ -47,7 +47,7 @@ func (s *Service) Link(ctx context.Context, tenantID, prov string, ev provider.E
 	}
 	r, err := s.cfg.Store.ResourceByProviderID(ctx, KindMessage, prov, pid)
 	if err != nil || r.TenantID != tenantID {
-		return "", nil, "", store.ResourceChange{}, false
+		return nil, "", store.ResourceChange{}, false
 	}
 	d := decodeDoc(&r)
 	status := statusOfEvent(ev.Type)
@@ -94,7 +94,7 @@ func (s *Service) Link(ctx context.Context, tenantID, prov string, ev provider.E
 			out["reason"] = reason
 		}
 	}
-	return typ, out, d.CorrelationID, store.ResourceChange{Kind: KindMessage, ID: r.ID, Apply: apply}, true
+	return []store.Linked{{Type: typ, Data: out}}, d.CorrelationID, store.ResourceChange{Kind: KindMessage, ID: r.ID, Apply: apply}, true
 }
 
 func errorOf(data map[string]any) *ErrorInfo {
@@ -121,7 +121,7 @@ func formatFloat(f float64) string {
 }
 
 // linkInbound stores an inbound message the first time it is seen.
-func (s *Service) linkInbound(ctx context.Context, tenantID, prov string, ev provider.Event, data map[string]any) (string, map[string]any, string, store.ResourceChange, bool) {
+func (s *Service) linkInbound(ctx context.Context, tenantID, prov string, ev provider.Event, data map[string]any) ([]store.Linked, string, store.ResourceChange, bool) {
 	pid, _ := data["provider_message_id"].(string)
 	if pid == "" {
 		pid = ev.Subject
@@ -171,5 +171,5 @@ func (s *Service) linkInbound(ctx context.Context, tenantID, prov string, ev pro
 		cur.Status = string(messaging.StatusReceived)
 		return true
 	}
-	return ev.Type, out, "", store.ResourceChange{Kind: KindMessage, ID: id, Apply: apply}, true
+	return []store.Linked{{Type: ev.Type, Data: out}}, "", store.ResourceChange{Kind: KindMessage, ID: id, Apply: apply}, true
 }

@@ -200,12 +200,12 @@ func TestValidationAndSessionWindow(t *testing.T) {
 func inbound(t *testing.T, e *env, wamid, from, text string) int {
 	t.Helper()
 	ctx := context.Background()
-	typ, data, _, change, ok := e.svc.Link(ctx, "acme", "whatsapp", provider.Event{ID: wamid, Type: "message.received", Subject: wamid},
+	linked, _, change, ok := e.svc.Link(ctx, "acme", "whatsapp", provider.Event{ID: wamid, Type: "message.received", Subject: wamid},
 		map[string]any{"provider_message_id": wamid, "channel": "whatsapp", "from": from, "to": "+56911110000", "text": text})
 	if !ok {
 		t.Fatal("inbound message not linked")
 	}
-	ev, err := event.New("acme", "whatsapp", typ, time.Now(), "", data)
+	ev, err := event.New("acme", "whatsapp", linked[0].Type, time.Now(), "", linked[0].Data)
 	if err != nil {
 		t.Fatal(err)
 	}

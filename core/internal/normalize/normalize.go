@@ -37,13 +37,16 @@ type Parsers interface {
 }
 
 // Linker ties events of a family other than payments (deliveries,
-// messages) to the gateway's records. Link returns ok=false for an event
-// that is not about one of its records; otherwise the event's type and
-// data as the tenant must see them, the correlation id of the record, and
-// the change that records it (the normaliser fills in Events). The store
-// drops the event when the change says it is no longer news.
+// messages, subscriptions) to the gateway's records. Link returns ok=false
+// for an event that is not about one of its records. Otherwise it returns
+// the events to record in its place, in order (usually one: the event as
+// the tenant must see it; more when the record skips states the tenant
+// must still hear of, e.g. delivery.assigned before delivery.picked_up),
+// the correlation id of the record, and the change that records them (the
+// normaliser fills in Events). The store drops them all when the change
+// says they are no longer news.
 type Linker interface {
-	Link(ctx context.Context, tenantID, provider string, ev provider.Event, data map[string]any) (typ string, out map[string]any, correlation string, change store.ResourceChange, ok bool)
+	Link(ctx context.Context, tenantID, provider string, ev provider.Event, data map[string]any) (out []store.Linked, correlation string, change store.ResourceChange, ok bool)
 }
 
 // Publisher announces new deliveries to the dispatcher.
@@ -279,15 +282,26 @@ func (n *Normalizer) build(ctx context.Context, rec store.InboxRecord, evs []pro
 		} else {
 			linked := false
 			for _, l := range n.cfg.Linkers {
-				typ, out, corr, change, ok := l.Link(ctx, rec.TenantID, rec.Provider, ev, data)
-				if !ok {
+				out, corr, change, ok := l.Link(ctx, rec.TenantID, rec.Provider, ev, data)
+				if !ok || len(out) == 0 {
 					continue
 				}
-				ev.Type, data = typ, out
 				if corr != "" {
 					correlation = corr
 				}
-				change.Events = []int{len(batch.Events)}
+				for j, lk := range out[:len(out)-1] {
+					// States the record skipped, announced before this one.
+					e, err := event.New(rec.TenantID, rec.Provider, lk.Type, occurred, correlation, lk.Data)
+					if err != nil {
+						return batch, fmt.Errorf("%w: event %d: %v", errQuarantine, i, err)
+					}
+					e.Subject, e.ProviderEventID, e.CreatedAt, e.InboxID = ev.Subject, fmt.Sprintf("%s#%d", ev.ID, j), now, rec.ID
+					change.Events = append(change.Events, len(batch.Events))
+					batch.Events = append(batch.Events, e)
+				}
+				last := out[len(out)-1]
+				ev.Type, data = last.Type, last.Data
+				change.Events = append(change.Events, len(batch.Events))
 				batch.Resources = append(batch.Resources, change)
 				linked = true
 				break

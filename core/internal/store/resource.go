@@ -71,3 +71,10 @@ type ResourceChange struct {
 	Events []int
 	Apply  func(*Resource) bool
 }
+
+// Linked is one event a linker (package normalize) records for a webhook
+// event about a resource: its type and catalog data.
+type Linked struct {
+	Type string
+	Data map[string]any
+}

@@ -426,9 +426,9 @@ func eventData(r *store.Resource, d *doc, extra map[string]any) map[string]any {
 // provider's metadata (checked to belong to the tenant), else by the
 // provider's id; authorized and cancelled are announced once, every
 // renewal and failed charge is announced.
-func (s *Service) Link(ctx context.Context, tenantID, prov string, ev provider.Event, data map[string]any) (string, map[string]any, string, store.ResourceChange, bool) {
+func (s *Service) Link(ctx context.Context, tenantID, prov string, ev provider.Event, data map[string]any) ([]store.Linked, string, store.ResourceChange, bool) {
 	if !strings.HasPrefix(ev.Type, "subscription.") {
-		return "", nil, "", store.ResourceChange{}, false
+		return nil, "", store.ResourceChange{}, false
 	}
 	var r store.Resource
 	found := false
@@ -446,7 +446,7 @@ func (s *Service) Link(ctx context.Context, tenantID, prov string, ev provider.E
 		}
 	}
 	if !found {
-		return "", nil, "", store.ResourceChange{}, false
+		return nil, "", store.ResourceChange{}, false
 	}
 	typ := ev.Type
 	var status string
@@ -508,7 +508,7 @@ func (s *Service) Link(ctx context.Context, tenantID, prov string, ev provider.E
 			extra[k] = v
 		}
 	}
-	return typ, eventData(&probe, &d, extra), d.CorrelationID, store.ResourceChange{Kind: Kind, ID: r.ID, Apply: apply}, true
+	return []store.Linked{{Type: typ, Data: eventData(&probe, &d, extra)}}, d.CorrelationID, store.ResourceChange{Kind: Kind, ID: r.ID, Apply: apply}, true
 }
 
 func str(m map[string]any, k string) string {

@@ -63,13 +63,17 @@ func TestSubscriptionLifecycle(t *testing.T) {
 
 	link := func(typ string, data map[string]any) {
 		t.Helper()
-		gotTyp, out, _, change, ok := svc.Link(ctx, "acme", "fake", provider.Event{Type: typ, Subject: s.ProviderSubscriptionID}, data)
+		linked, _, change, ok := svc.Link(ctx, "acme", "fake", provider.Event{Type: typ, Subject: s.ProviderSubscriptionID}, data)
 		if !ok {
 			t.Fatalf("Link(%s) found no subscription", typ)
 		}
-		body, _ := json.Marshal(map[string]any{"type": gotTyp, "data": out})
-		change.Events = []int{0}
-		if _, err := st.RecordEvents(ctx, store.EventBatch{TenantID: "acme", Events: []store.Event{{Type: gotTyp, Provider: "fake", Body: body}},
+		var evs []store.Event
+		for i, lk := range linked {
+			body, _ := json.Marshal(map[string]any{"type": lk.Type, "data": lk.Data})
+			evs = append(evs, store.Event{Type: lk.Type, Provider: "fake", Body: body})
+			change.Events = append(change.Events, i)
+		}
+		if _, err := st.RecordEvents(ctx, store.EventBatch{TenantID: "acme", Events: evs,
 			Resources: []store.ResourceChange{change}}); err != nil {
 			t.Fatal(err)
 		}
