@@ -82,6 +82,9 @@ func boot(ctx context.Context, path string, withStore bool) (g *gateway, err err
 	if err != nil {
 		return nil, configError(err)
 	}
+	if err := messenger.CheckTenants(cfg.Tenants); err != nil {
+		return nil, configError(fmt.Errorf("%s: %w", path, err))
+	}
 	log, err := logging.New(os.Stderr, cfg.Log.Level, cfg.Log.Format)
 	if err != nil {
 		return nil, configError(err)

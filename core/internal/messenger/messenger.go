@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/mail"
 	"slices"
 	"strings"
@@ -119,19 +120,8 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	for tid, ts := range cfg.Templates {
-		for i, t := range ts {
-			if err := CheckTemplate(t); err != nil {
-				return nil, fmt.Errorf("tenants.%s.templates[%d]: %w", tid, i, err)
-			}
-		}
-	}
-	for tid, rs := range cfg.Automations {
-		for i, r := range rs {
-			if err := checkRule(r); err != nil {
-				return nil, fmt.Errorf("tenants.%s.automations[%d]: %w", tid, i, err)
-			}
-		}
+	if err := checkConfig(cfg.Templates, cfg.Automations); err != nil {
+		return nil, err
 	}
 	return &Service{cfg: cfg, runner: plugincall.Runner{Audit: cfg.Audit, Logger: cfg.Logger, Now: cfg.Now}, wake: make(chan struct{}, 1)}, nil
 }
@@ -144,6 +134,47 @@ func (s *Service) Wake() {
 	case s.wake <- struct{}{}:
 	default:
 	}
+}
+
+// CheckTenants validates the templates and automation rules of the
+// config file's tenants: names, channels, Go templates that parse, and
+// rules naming templates that exist. The message names the tenant, the
+// list and the field.
+func CheckTenants(tenants map[string]config.Tenant) error {
+	templates, automations := map[string][]config.Template{}, map[string][]config.Automation{}
+	for id, t := range tenants {
+		templates[id], automations[id] = t.Templates, t.Automations
+	}
+	return checkConfig(templates, automations)
+}
+
+func checkConfig(templates map[string][]config.Template, automations map[string][]config.Automation) error {
+	for _, tid := range slices.Sorted(maps.Keys(templates)) {
+		names := map[string]bool{}
+		for i, t := range templates[tid] {
+			if err := CheckTemplate(t); err != nil {
+				return fmt.Errorf("tenants.%s.templates[%d].%w", tid, i, err)
+			}
+			if names[t.Name] {
+				return fmt.Errorf("tenants.%s.templates[%d].name: template %q is defined twice", tid, i, t.Name)
+			}
+			names[t.Name] = true
+		}
+		ids := map[string]bool{}
+		for i, r := range automations[tid] {
+			if err := checkRule(r); err != nil {
+				return fmt.Errorf("tenants.%s.automations[%d].%w", tid, i, err)
+			}
+			if ids[r.ID] {
+				return fmt.Errorf("tenants.%s.automations[%d].id: rule %q is defined twice", tid, i, r.ID)
+			}
+			ids[r.ID] = true
+			if r.Template != "" && !names[r.Template] {
+				return fmt.Errorf("tenants.%s.automations[%d].template: no template %q in tenants.%s.templates", tid, i, r.Template, tid)
+			}
+		}
+	}
+	return nil
 }
 
 // ---- messages
