@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -246,5 +247,24 @@ func TestKeywordRuleOncePerInbound(t *testing.T) {
 	}
 	if rules != 1 {
 		t.Fatalf("%d messages from the rule, want 1 (%s)", rules, fmt.Sprint(ms))
+	}
+}
+
+func TestCheckTenants(t *testing.T) {
+	ok := config.Tenant{Templates: []config.Template{orderConfirmed},
+		Automations: []config.Automation{{ID: "confirm", On: "payment.confirmed", Channel: "whatsapp", To: "{{ .data.customer.phone }}", Template: "order_confirmed"}}}
+	if err := messenger.CheckTenants(map[string]config.Tenant{"acme": ok}); err != nil {
+		t.Fatalf("valid config: %v", err)
+	}
+	for want, tn := range map[string]config.Tenant{
+		"tenants.acme.templates[1].name: template \"order_confirmed\" is defined twice": {Templates: []config.Template{orderConfirmed, orderConfirmed}},
+		"tenants.acme.automations[0].template: no template \"nope\"":                    {Automations: []config.Automation{{ID: "r", On: "payment.confirmed", Channel: "sms", To: "x", Template: "nope"}}},
+		"tenants.acme.automations[0].on: a rule has either on":                          {Automations: []config.Automation{{ID: "r", Channel: "sms", Text: "x"}}},
+		"tenants.acme.templates[0].variants: at least one":                              {Templates: []config.Template{{Name: "empty"}}},
+	} {
+		err := messenger.CheckTenants(map[string]config.Tenant{"acme": tn})
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("err = %v, want it to contain %q", err, want)
+		}
 	}
 }
