@@ -17,8 +17,6 @@ import (
 	"github.com/pipecore/pipecore/core/internal/validation"
 )
 
-func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
-
 // ---- templates
 
 // template returns the tenant's template called name: the config file's,

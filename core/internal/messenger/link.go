@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"strconv"
 	"strings"
 	"time"
 
@@ -101,10 +102,8 @@ func errorOf(data map[string]any) *ErrorInfo {
 	e, _ := data["error"].(map[string]any)
 	code, _ := e["code"].(string)
 	msg, _ := e["message"].(string)
-	if code == "" {
-		if f, ok := e["code"].(float64); ok {
-			code = strings.TrimSuffix(strings.TrimRight(strings.TrimRight(formatFloat(f), "0"), "."), ".")
-		}
+	if f, ok := e["code"].(float64); ok && code == "" {
+		code = strconv.FormatFloat(f, 'f', -1, 64)
 	}
 	if msg == "" {
 		msg, _ = data["reason"].(string)
@@ -113,11 +112,6 @@ func errorOf(data map[string]any) *ErrorInfo {
 		return &ErrorInfo{Message: "the provider reported the message failed"}
 	}
 	return &ErrorInfo{Code: code, Message: msg}
-}
-
-func formatFloat(f float64) string {
-	b, _ := jsonMarshal(f)
-	return string(b)
 }
 
 // linkInbound stores an inbound message the first time it is seen.
