@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -23,6 +22,7 @@ import (
 	"github.com/pipecore/pipecore/core/internal/ratelimit"
 	"github.com/pipecore/pipecore/core/internal/store"
 	"github.com/pipecore/pipecore/core/internal/tenant"
+	"github.com/pipecore/pipecore/core/internal/testkit"
 	"github.com/pipecore/pipecore/sdk/provider"
 	"github.com/pipecore/pipecore/sdk/providertest"
 )
@@ -50,11 +50,7 @@ func newEnv(t *testing.T, opts ...func(*api.Config)) *env {
 	if _, err := host.Start(context.Background(), []string{"fake"}); err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.OpenBolt(filepath.Join(t.TempDir(), "pipecore.db"), store.BoltOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
+	st := testkit.Store(t)
 	reg, err := tenant.New(map[string]config.Tenant{
 		"a": {APIKeys: []string{keyA}, Defaults: map[string]string{"payments": "fake"},
 			Providers: map[string]config.Provider{"fake": {Credentials: map[string]string{"api_key": secretA}}}},

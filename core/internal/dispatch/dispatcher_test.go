@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/pipecore/pipecore/core/internal/dispatch"
 	"github.com/pipecore/pipecore/core/internal/store"
+	"github.com/pipecore/pipecore/core/internal/testkit"
 )
 
 // clock is a manual clock: the whole 3-day default schedule runs in
@@ -41,11 +41,7 @@ type fixture struct {
 
 func setup(t *testing.T, url string, ordered bool, schedule dispatch.Schedule) *fixture {
 	t.Helper()
-	st, err := store.OpenBolt(filepath.Join(t.TempDir(), "pipecore.db"), store.BoltOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
+	st := testkit.Store(t)
 	clk := &clock{now: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)}
 	ctx := context.Background()
 	if err := st.PutEndpoint(ctx, store.Endpoint{ID: "ep", TenantID: "acme", URL: url, Secrets: []string{secret},

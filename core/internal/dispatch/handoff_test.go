@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/pipecore/pipecore/core/internal/dispatch"
 	"github.com/pipecore/pipecore/core/internal/store"
+	"github.com/pipecore/pipecore/core/internal/testkit"
 )
 
 // slowRecords holds every RecordAttempt until released.
@@ -38,11 +38,7 @@ func (p *busyPacer) Pace(context.Context, time.Duration) {
 
 func openStore(t *testing.T, url string) *store.Bolt {
 	t.Helper()
-	st, err := store.OpenBolt(filepath.Join(t.TempDir(), "pipecore.db"), store.BoltOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
+	st := testkit.Store(t)
 	if err := st.PutEndpoint(context.Background(), store.Endpoint{ID: "ep", TenantID: "acme", URL: url, Secrets: []string{secret},
 		Enabled: true, Source: "api"}); err != nil {
 		t.Fatal(err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +16,7 @@ import (
 	"github.com/pipecore/pipecore/core/internal/messenger"
 	"github.com/pipecore/pipecore/core/internal/store"
 	"github.com/pipecore/pipecore/core/internal/tenant"
+	"github.com/pipecore/pipecore/core/internal/testkit"
 	"github.com/pipecore/pipecore/sdk/messaging"
 	"github.com/pipecore/pipecore/sdk/provider"
 	"github.com/pipecore/pipecore/sdk/providertest"
@@ -43,11 +43,7 @@ type env struct {
 
 func setup(t *testing.T, rules ...config.Automation) *env {
 	t.Helper()
-	st, err := store.OpenBolt(filepath.Join(t.TempDir(), "pipecore.db"), store.BoltOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
+	st := testkit.Store(t)
 	reg, err := tenant.New(map[string]config.Tenant{"acme": {APIKeys: []string{"pc_live_acme_0123456789abcdefghijklmnopqrstuv"},
 		Providers: map[string]config.Provider{"whatsapp": {Credentials: map[string]string{"api_key": "k_live_1234"}}}}})
 	if err != nil {

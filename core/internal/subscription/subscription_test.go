@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"testing"
 
 	"github.com/pipecore/pipecore/core/internal/audit"
@@ -13,6 +12,7 @@ import (
 	"github.com/pipecore/pipecore/core/internal/store"
 	"github.com/pipecore/pipecore/core/internal/subscription"
 	"github.com/pipecore/pipecore/core/internal/tenant"
+	"github.com/pipecore/pipecore/core/internal/testkit"
 	"github.com/pipecore/pipecore/sdk/payments"
 	"github.com/pipecore/pipecore/sdk/provider"
 	"github.com/pipecore/pipecore/sdk/providertest"
@@ -24,11 +24,7 @@ func (p plugins) Payments(string) (payments.Provider, error) { return p.p, nil }
 
 func TestSubscriptionLifecycle(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.OpenBolt(filepath.Join(t.TempDir(), "pipecore.db"), store.BoltOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
+	st := testkit.Store(t)
 	reg, err := tenant.New(map[string]config.Tenant{"acme": {APIKeys: []string{"pc_live_acme_0123456789abcdefghijklmnopqrstuv"},
 		Defaults:  map[string]string{"payments": "fake"},
 		Providers: map[string]config.Provider{"fake": {Credentials: map[string]string{"api_key": "k_live_1234"}}}}})

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +19,7 @@ import (
 	"github.com/pipecore/pipecore/core/internal/config"
 	"github.com/pipecore/pipecore/core/internal/store"
 	"github.com/pipecore/pipecore/core/internal/tenant"
+	"github.com/pipecore/pipecore/core/internal/testkit"
 	"github.com/pipecore/pipecore/core/internal/webhook"
 	"github.com/pipecore/pipecore/sdk/provider"
 )
@@ -64,11 +64,7 @@ type env struct {
 
 func setup(t *testing.T) *env {
 	t.Helper()
-	st, err := store.OpenBolt(filepath.Join(t.TempDir(), "pipecore.db"), store.BoltOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
+	st := testkit.Store(t)
 	off := false
 	reg, err := tenant.New(map[string]config.Tenant{
 		"acme": {APIKeys: []string{apiKey}, Providers: map[string]config.Provider{
