@@ -175,6 +175,12 @@ func (s *Server) recover(next fasthttp.RequestHandler) fasthttp.RequestHandler {
 
 func (s *Server) accessLog(next fasthttp.RequestHandler) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
+		if !s.log.Enabled(context.Background(), slog.LevelInfo) {
+			// Skip the clock and the attributes' copies the handler
+			// would drop anyway (the gateway logs at warn by default).
+			next(ctx)
+			return
+		}
 		start := time.Now()
 		next(ctx)
 		s.log.LogAttrs(context.Background(), slog.LevelInfo, "request",
