@@ -42,20 +42,7 @@ var (
 )
 
 // Info implements provider.Provider.
-func (f *FakeDelivery) Info() provider.Info {
-	name := f.Name
-	if name == "" {
-		name = "fakedelivery"
-	}
-	return provider.Info{
-		Name: name, Version: "1.0.0",
-		Fields: []provider.Field{
-			{Name: "api_key", Secret: true, Required: true, Doc: "API key"},
-			{Name: "webhook_secret", Secret: true, Doc: "webhook signing secret"},
-		},
-		Webhook: &provider.WebhookSpec{Scheme: provider.SchemeHMACSHA256, Header: "X-Fake-Signature", SecretField: "webhook_secret", DedupKey: []string{"json:id"}},
-	}
-}
+func (f *FakeDelivery) Info() provider.Info { return fakeInfo(f.Name, "fakedelivery") }
 
 // SetDelay makes every later operation wait d (honouring its context)
 // before answering. Zero removes it.
@@ -248,4 +235,21 @@ func (f *FakeDelivery) ParseWebhook(_ context.Context, r provider.WebhookRequest
 		evs = append(evs, provider.Event{ID: e.ID, Type: typ, Subject: e.DeliveryID, OccurredAt: time.Now().UTC(), Data: data})
 	}
 	return evs, nil
+}
+
+// fakeInfo is the Info of the delivery and messaging fakes: an api_key
+// credential, and webhooks signed with hex HMAC-SHA256 in X-Fake-Signature
+// and deduplicated on the body's id. name defaults to def.
+func fakeInfo(name, def string) provider.Info {
+	if name == "" {
+		name = def
+	}
+	return provider.Info{
+		Name: name, Version: "1.0.0",
+		Fields: []provider.Field{
+			{Name: "api_key", Secret: true, Required: true, Doc: "API key"},
+			{Name: "webhook_secret", Secret: true, Doc: "webhook signing secret"},
+		},
+		Webhook: &provider.WebhookSpec{Scheme: provider.SchemeHMACSHA256, Header: "X-Fake-Signature", SecretField: "webhook_secret", DedupKey: []string{"json:id"}},
+	}
 }

@@ -43,20 +43,7 @@ var (
 )
 
 // Info implements provider.Provider.
-func (f *FakeMessaging) Info() provider.Info {
-	name := f.Name
-	if name == "" {
-		name = "fakemessaging"
-	}
-	return provider.Info{
-		Name: name, Version: "1.0.0",
-		Fields: []provider.Field{
-			{Name: "api_key", Secret: true, Required: true, Doc: "API key"},
-			{Name: "webhook_secret", Secret: true, Doc: "webhook signing secret"},
-		},
-		Webhook: &provider.WebhookSpec{Scheme: provider.SchemeHMACSHA256, Header: "X-Fake-Signature", SecretField: "webhook_secret", DedupKey: []string{"json:id"}},
-	}
-}
+func (f *FakeMessaging) Info() provider.Info { return fakeInfo(f.Name, "fakemessaging") }
 
 // SetDelay makes every later send wait d (honouring its context) before
 // answering. Zero removes it.
