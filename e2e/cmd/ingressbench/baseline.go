@@ -1,11 +1,18 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
 	"net"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -16,7 +23,10 @@ import (
 // perf-limits.md): a fasthttp server that copies the body, verifies a
 // Stripe-style signature and writes the body durably to bbolt through
 // db.Batch (1 ms window, at most 256 per commit, fsync on) before it
-// answers 200. It runs in the benchmark's own process.
+// answers 200. It runs in a process of its own, this program started again
+// with baselineEnv set (see baselineProc), so that it meets the load the
+// way the gateway does: over loopback from another process, with a Go
+// runtime of its own.
 type baseline struct {
 	db     *bolt.DB
 	srv    *fasthttp.Server
@@ -63,6 +73,17 @@ func startBaseline(dir, secret string) (*baseline, error) {
 
 func (b *baseline) addr() string { return b.ln.Addr().String() }
 
+// cpuTime is 0: in this process, the baseline's CPU is the benchmark's.
+func (b *baseline) cpuTime() time.Duration { return 0 }
+
+// baselineServer is the baseline, in this process (-baseline-in-process)
+// or in one of its own.
+type baselineServer interface {
+	addr() string
+	cpuTime() time.Duration // CPU used by its process, if it has one
+	close()
+}
+
 var (
 	ackAccepted = []byte(`{"status":"accepted"}`)
 	ackRefused  = []byte(`{"error":"signature"}`)
@@ -100,4 +121,95 @@ func (b *baseline) handle(ctx *fasthttp.RequestCtx) {
 func (b *baseline) close() {
 	_ = b.srv.Shutdown()
 	_ = b.db.Close()
+}
+
+// baselineEnv, when set, makes this program the baseline server: the value
+// is the directory of its database, and the signing secret is read from the
+// first line of standard input.
+const baselineEnv = "INGRESSBENCH_BASELINE_DIR"
+
+// serveBaseline is the baseline process: it prints its address on
+// standard output and serves until its standard input closes, which
+// happens when the benchmark exits, however it exits.
+func serveBaseline(dir string) int {
+	in := bufio.NewReader(os.Stdin)
+	secret, err := in.ReadString('\n')
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ingressbench baseline: read secret:", err)
+		return 1
+	}
+	b, err := startBaseline(dir, strings.TrimSpace(secret))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ingressbench baseline:", err)
+		return 1
+	}
+	fmt.Println(b.addr())
+	_, _ = io.Copy(io.Discard, in)
+	b.close()
+	return 0
+}
+
+// baselineProc is the running baseline process.
+type baselineProc struct {
+	cmd     *exec.Cmd
+	stdin   io.WriteCloser
+	address string
+	done    chan struct{}
+}
+
+// startBaselineProc starts this program again as the baseline server on
+// dir and waits for its address.
+func startBaselineProc(dir, secret string) (*baselineProc, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("baseline: %w", err)
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), baselineEnv+"="+dir)
+	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("baseline: start: %w", err)
+	}
+	p := &baselineProc{cmd: cmd, stdin: stdin, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(p.done) }()
+	if _, err := io.WriteString(stdin, secret+"\n"); err != nil {
+		p.close()
+		return nil, fmt.Errorf("baseline: %w", err)
+	}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		p.close()
+		return nil, errors.New("baseline: the process exited before it listened")
+	}
+	p.address = strings.TrimSpace(line)
+	return p, nil
+}
+
+func (p *baselineProc) addr() string { return p.address }
+
+// cpuTime is the CPU time the baseline process has used so far.
+func (p *baselineProc) cpuTime() time.Duration {
+	d, _ := procCPU(p.cmd.Process.Pid)
+	return d
+}
+
+// close ends the process: it closes its database when its input closes,
+// and is killed if it has not exited 10 s later.
+func (p *baselineProc) close() {
+	_ = p.stdin.Close()
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
 }

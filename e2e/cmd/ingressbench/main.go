@@ -3,9 +3,10 @@
 // tenant's receipt of the event.
 //
 // It starts bin/pipecore serve with one tenant (Stripe plugin, one endpoint
-// served in this process) and, in this process too, a bare fasthttp server
-// that verifies the same Stripe signature and writes each body durably to
-// bbolt with db.Batch (row 4c of perf-limits.md). A closed-loop generator
+// served in this process) and, in a process of its own (this program run
+// again), a bare fasthttp server that verifies the same Stripe signature
+// and writes each body durably to bbolt with db.Batch (row 4c of
+// perf-limits.md). A closed-loop generator
 // sends signed 1.5 KB Stripe events, each unique, over -conns keep-alive
 // connections to each server in turn (baseline, gateway, baseline,
 // gateway), waiting after each gateway phase until every accepted webhook
@@ -54,9 +55,15 @@ type options struct {
 	rounds      int
 	deliver     bool
 	profile     string
+	inProcess   bool
 }
 
-func main() { os.Exit(run()) }
+func main() {
+	if dir := os.Getenv(baselineEnv); dir != "" {
+		os.Exit(serveBaseline(dir))
+	}
+	os.Exit(run())
+}
 
 func run() int {
 	var o options
@@ -66,8 +73,9 @@ func run() int {
 	flag.Float64Var(&o.rate, "rate", 500, "webhooks per second of the end-to-end phase")
 	flag.DurationVar(&o.e2eDuration, "e2e-duration", 10*time.Second, "length of the end-to-end phase")
 	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "closed-loop warm-up of each server, not counted")
-	flag.IntVar(&o.rounds, "rounds", 2, "rounds of baseline then gateway; the report takes the median")
+	flag.IntVar(&o.rounds, "rounds", 3, "rounds of baseline then gateway; the report takes the median")
 	flag.BoolVar(&o.deliver, "deliver", true, "give the tenant an endpoint; false measures ingress and normalisation without delivery, and skips the end-to-end phase")
+	flag.BoolVar(&o.inProcess, "baseline-in-process", false, "run the baseline server inside this process, beside the load generator and the endpoint, as runs before 2026-11-27 did, instead of in a process of its own")
 	flag.StringVar(&o.profile, "profile", "", "directory for CPU profiles of the gateway (go tool pprof bin/pipecore FILE): one per closed-loop gateway phase and one of the drain after it")
 	flag.Parse()
 	if o.duration <= 0 || o.e2eDuration <= 0 || o.warmup < 0 || o.conns < 1 || o.rate <= 0 || o.rounds < 1 {
@@ -104,7 +112,7 @@ type bench struct {
 	dir    string
 	stripe *stripeAPI
 	rcv    *receiver
-	base   *baseline
+	base   baselineServer
 	gw     *gateway
 	mk     *eventMaker
 	seq    atomic.Uint64
@@ -115,9 +123,9 @@ type bench struct {
 	// duplicates: each must become one event at the endpoint.
 	gwAccepted int64
 	log        io.Writer
-	pprofAddr  string        // the gateway's pprof address with -profile
-	loadStart  string        // /proc/loadavg when the run started
-	fsyncStart time.Duration // median fdatasync before the run
+	pprofAddr  string     // the gateway's pprof address with -profile
+	loadStart  string     // /proc/loadavg when the run started
+	fsyncStart fsyncTimes // fdatasync before the run
 }
 
 func setup(ctx context.Context, o options) (*bench, error) {
@@ -134,7 +142,7 @@ func setup(ctx context.Context, o options) (*bench, error) {
 	if b.dir, err = os.MkdirTemp("", "ingressbench-"); err != nil {
 		return b, err
 	}
-	if b.fsyncStart, err = fsyncProbe(b.dir, 200); err != nil {
+	if b.fsyncStart, err = fsyncProbe(b.dir, 500); err != nil {
 		return b, fmt.Errorf("fsync probe: %w", err)
 	}
 	if b.stripe, err = startStripeAPI(); err != nil {
@@ -144,7 +152,12 @@ func setup(ctx context.Context, o options) (*bench, error) {
 	if b.rcv, err = startReceiver(endpointSecret); err != nil {
 		return b, err
 	}
-	if b.base, err = startBaseline(b.dir, b.secret); err != nil {
+	if o.inProcess {
+		b.base, err = startBaseline(b.dir, b.secret)
+	} else {
+		b.base, err = startBaselineProc(b.dir, b.secret)
+	}
+	if err != nil {
 		return b, err
 	}
 	b.baseT = target{name: "baseline", addr: b.base.addr(), url: "http://" + b.base.addr() + "/webhooks/stripe/" + benchTenant, secret: b.secret}
@@ -225,26 +238,26 @@ func (b *bench) close() {
 	}
 }
 
-// cpuSnap is the CPU time used so far by this process, the gateway and its
-// plugins.
-type cpuSnap struct{ self, gw, plugins time.Duration }
+// cpuSnap is the CPU time used so far by this process (the load generator
+// and the endpoint), the baseline process, the gateway and its plugins.
+type cpuSnap struct{ self, base, gw, plugins time.Duration }
 
 func (b *bench) cpu() cpuSnap {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	s := cpuSnap{self: time.Duration(ru.Utime.Nano() + ru.Stime.Nano())}
+	s := cpuSnap{self: time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), base: b.base.cpuTime()}
 	s.gw, s.plugins = b.gw.cpu()
 	return s
 }
 
 func (s cpuSnap) sub(o cpuSnap) cpuSnap {
-	return cpuSnap{self: s.self - o.self, gw: s.gw - o.gw, plugins: s.plugins - o.plugins}
+	return cpuSnap{self: s.self - o.self, base: s.base - o.base, gw: s.gw - o.gw, plugins: s.plugins - o.plugins}
 }
 
 // share formats the CPU used over wall as cores.
 func (s cpuSnap) share(wall time.Duration) string {
 	c := func(d time.Duration) float64 { return d.Seconds() / wall.Seconds() }
-	return fmt.Sprintf("cores used: bench process %.2f, pipecore %.2f, plugin %.2f", c(s.self), c(s.gw), c(s.plugins))
+	return fmt.Sprintf("cores used: load generator %.2f, baseline %.2f, pipecore %.2f, plugin %.2f", c(s.self), c(s.base), c(s.gw), c(s.plugins))
 }
 
 // through counts the accepted webhooks that have gone through the
@@ -373,13 +386,14 @@ type report struct {
 	o          options
 	loadStart  string
 	loadEnd    string
-	fsyncStart time.Duration
-	fsyncEnd   time.Duration
+	fsyncStart fsyncTimes
+	fsyncEnd   fsyncTimes
 	through    string
 	bodySize   int
 	base       []result
 	gw         []gatewayPhase
 	half       result
+	halfBase   result // the baseline at the same rate, for comparison
 	halfRate   float64
 	halfDrain  bool
 	e2e        result
@@ -398,7 +412,7 @@ func (b *bench) measure() *report {
 	rep := &report{o: b.o, bodySize: b.mk.size(), loadStart: b.loadStart, through: b.throughWord(), fsyncStart: b.fsyncStart}
 	defer func() {
 		rep.loadEnd = loadAvg()
-		rep.fsyncEnd, _ = fsyncProbe(b.dir, 200)
+		rep.fsyncEnd, _ = fsyncProbe(b.dir, 500)
 	}()
 	fmt.Fprintf(b.log, "ingressbench: %d-byte events, %d connections, %s per phase, %d rounds; baseline %s, gateway %s\n",
 		b.mk.size(), b.o.conns, b.o.duration, b.o.rounds, b.baseT.addr, b.gwT.addr)
@@ -437,6 +451,13 @@ func (b *bench) measure() *report {
 		var wait time.Duration
 		wait, rep.halfDrain = b.drain(maxDrain)
 		b.logf("  drained in %.1fs", wait.Seconds())
+		if b.ctx.Err() == nil {
+			g := newGenerator(b.baseT, b.mk, &b.seq, 4*b.o.conns)
+			before := b.cpu()
+			rep.halfBase = g.openLoop(b.ctx, rep.halfRate, b.o.duration, 4*b.o.conns)
+			g.close()
+			b.logResult("baseline same rate", rep.halfBase, b.cpu().sub(before))
+		}
 	}
 	if b.ctx.Err() != nil {
 		return rep
@@ -510,8 +531,12 @@ func median[T any](xs []T, f func(T) float64) float64 {
 func (rep *report) print(w io.Writer) {
 	o := rep.o
 	fmt.Fprintf(w, "\nPipeCore ingress benchmark — %d cores, %s, %s, %s\n", runtime.NumCPU(), runtime.Version(), cpuModel(), time.Now().UTC().Format("2006-01-02 15:04 MST"))
-	fmt.Fprintf(w, "%d-byte signed Stripe events, each unique; closed loop over %d keep-alive connections, %s per phase; median of %d rounds (baseline and gateway interleaved)\n\n",
-		rep.bodySize, o.conns, o.duration, len(rep.gw))
+	where := "in a process of its own"
+	if o.inProcess {
+		where = "inside the load generator's process"
+	}
+	fmt.Fprintf(w, "%d-byte signed Stripe events, each unique; closed loop over %d keep-alive connections, %s per phase; median of %d rounds (baseline and gateway interleaved; baseline %s)\n\n",
+		rep.bodySize, o.conns, o.duration, len(rep.gw), where)
 	fmt.Fprintf(w, "%-40s %11s %9s %9s %8s %7s\n", "", "accepted/s", "p50", "p99", "non-2xx", "errors")
 	row := func(name string, rs []result) float64 {
 		rate := median(rs, func(r result) float64 { return r.rate() })
@@ -538,6 +563,9 @@ func (rep *report) print(w io.Writer) {
 	fmt.Fprintf(w, "ratio gateway/baseline: %.2f  (target ≥ 0.90: %s)\n", ratio, verdict(ratio >= 0.90))
 	fmt.Fprintf(w, "gateway at half rate (%s/s open loop, %s/s achieved, %d failed): p50 %s  p99 %s  (target p99 < 20 ms: %s)\n",
 		thousands(int64(rep.halfRate)), thousands(int64(rep.half.rate())), rep.half.failed(), ms(rep.half.pct(50)), ms(rep.half.pct(99)), verdict(rep.half.pct(99) < 20*time.Millisecond && rep.half.ok > 0))
+	if rep.halfBase.sent > 0 {
+		fmt.Fprintf(w, "baseline at the same rate, for comparison: p50 %s  p99 %s  (%d failed)\n", ms(rep.halfBase.pct(50)), ms(rep.halfBase.pct(99)), rep.halfBase.failed())
+	}
 	if o.deliver {
 		e2e := result{lat: rep.e2eLat}
 		fmt.Fprintf(w, "end to end at %.0f/s: delivered %d/%d, p50 %s, p99 %s  (provider POST → tenant endpoint receipt; %d of %d POSTs accepted)\n",
@@ -559,8 +587,8 @@ func (rep *report) print(w io.Writer) {
 	if o.deliver {
 		fmt.Fprintf(w, "  receiver: %d deliveries failed verification, %d repeated, %d named no generated payment\n", rep.rcvInvalid, rep.rcvDups, rep.rcvForeign)
 	}
-	fmt.Fprintf(w, "  host: load average (1, 5, 15 min) %s at start, %s at end; 1.5 KB write+fdatasync median %s at start, %s at end (perf-limits row 3a: 0.20 ms)\n",
-		rep.loadStart, rep.loadEnd, ms(rep.fsyncStart), ms(rep.fsyncEnd))
+	fmt.Fprintf(w, "  host: load average (1, 5, 15 min) %s at start, %s at end; 1.5 KB write+fdatasync %s at start, %s at end (perf-limits row 3a: median 0.20 ms)\n",
+		rep.loadStart, rep.loadEnd, rep.fsyncStart, rep.fsyncEnd)
 	fmt.Fprintf(w, "  Stripe API (plugin base_url): %s\n", rep.stripe)
 	fmt.Fprintf(w, "  gateway log (level warn): %d lines\n", len(rep.gwLog))
 	for _, l := range rep.gwLog[:min(len(rep.gwLog), 5)] {
