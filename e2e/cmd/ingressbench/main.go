@@ -580,8 +580,12 @@ func (rep *report) print(w io.Writer) {
 		if !p.drained {
 			drained = " (NOT all)"
 		}
-		fmt.Fprintf(w, "  round %d: baseline %s/s, gateway %s/s; %s accepted webhooks not yet %s at the end of the phase, %s %.1fs later%s\n",
-			i+1, thousands(int64(rep.base[i].rate())), thousands(int64(p.res.rate())), thousands(p.backlog), rep.through, rep.through, p.drain.Seconds(), drained)
+		roundRatio := 0.0
+		if r := rep.base[i].rate(); r > 0 {
+			roundRatio = p.res.rate() / r
+		}
+		fmt.Fprintf(w, "  round %d: baseline %s/s, gateway %s/s, ratio %.2f; %s accepted webhooks not yet %s at the end of the phase, %s %.1fs later%s\n",
+			i+1, thousands(int64(rep.base[i].rate())), thousands(int64(p.res.rate())), roundRatio, thousands(p.backlog), rep.through, rep.through, p.drain.Seconds(), drained)
 	}
 	fmt.Fprintf(w, "  latencies are of 2xx answers, measured by the client; open-loop latencies count from the time each POST was due\n")
 	if o.deliver {
