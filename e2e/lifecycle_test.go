@@ -184,14 +184,17 @@ tenants:
 
 // attributingProxy forwards to stripe-mock and records, for every request,
 // which process sent it: the plugin process whose socket is the request's
-// client end. Requests whose form holds reference=slow-drain are held 2s.
+// client end. A request whose form holds reference=slow-drain is held
+// until the test closes release (at most 30s): on a loaded machine a fixed
+// hold can end before a reload has even started its candidate.
 type attributingProxy struct {
-	srv   *httptest.Server
-	port  int
-	mu    sync.Mutex
-	seen  []attribution
-	ports map[int]int // client port → pid
-	slow  chan struct{}
+	srv     *httptest.Server
+	port    int
+	mu      sync.Mutex
+	seen    []attribution
+	ports   map[int]int // client port → pid
+	slow    chan struct{}
+	release chan struct{}
 }
 
 type attribution struct {
@@ -203,7 +206,7 @@ func newAttributingProxy(t *testing.T) *attributingProxy {
 	t.Helper()
 	target, _ := url.Parse(stripeMockURL)
 	rp := httputil.NewSingleHostReverseProxy(target)
-	p := &attributingProxy{ports: map[int]int{}, slow: make(chan struct{}, 16)}
+	p := &attributingProxy{ports: map[int]int{}, slow: make(chan struct{}, 16), release: make(chan struct{})}
 	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		at := time.Now()
 		_, portStr, _ := strings.Cut(r.RemoteAddr, ":")
@@ -216,7 +219,10 @@ func newAttributingProxy(t *testing.T) *attributingProxy {
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		if strings.Contains(string(body), "slow-drain") {
 			p.slow <- struct{}{}
-			time.Sleep(2 * time.Second)
+			select {
+			case <-p.release:
+			case <-time.After(30 * time.Second):
+			}
 		}
 		rp.ServeHTTP(w, r)
 	}))
@@ -608,6 +614,7 @@ func TestLifecycleHotSwapUnderLoad(t *testing.T) {
 	if r := rows["1.4.0"]; !r.Draining || r.Serving || !alive(pid140) {
 		t.Fatalf("1.4.0 with a call in flight after swap 2: %+v (alive %v)", rows, alive(pid140))
 	}
+	close(proxyB.release)
 	res := <-slow
 	if res.status != http.StatusCreated {
 		t.Fatalf("the call in flight during swap 2: %d %s", res.status, res.body)
