@@ -244,6 +244,7 @@ func serve(ctx context.Context, path string) error {
 	disp, err := dispatch.NewDispatcher(dispatch.DispatcherConfig{
 		Store: g.store, Sender: sender, Schedule: schedule, Metrics: met, Logger: log,
 		MaxInFlightPerEndpoint: cfg.Delivery.MaxInFlightPerEndpoint, Workers: cfg.Delivery.Workers, Pacer: pacer,
+		DisableAfter: cfg.Delivery.DisableAfter.Duration(),
 	})
 	if err != nil {
 		return err

@@ -23,6 +23,7 @@ type endpointJSON struct {
 	Enabled        bool      `json:"enabled"`
 	Ordered        bool      `json:"ordered"`
 	DisabledReason string    `json:"disabled_reason,omitempty"`
+	FailingSince   time.Time `json:"failing_since,omitzero"`
 	Source         string    `json:"source"`
 	Secret         string    `json:"secret,omitempty"`
 	SecretsActive  int       `json:"secrets_active"`
@@ -36,7 +37,7 @@ func viewEndpoint(e store.Endpoint, secret string) endpointJSON {
 		types = []string{}
 	}
 	return endpointJSON{ID: e.ID, URL: e.URL, Types: types, Enabled: e.Enabled, Ordered: e.Ordered,
-		DisabledReason: e.DisabledReason, Source: e.Source, Secret: secret, SecretsActive: len(e.Secrets),
+		DisabledReason: e.DisabledReason, FailingSince: e.FailingSince, Source: e.Source, Secret: secret, SecretsActive: len(e.Secrets),
 		CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt}
 }
 
@@ -149,7 +150,7 @@ func (a *API) updateEndpoint(ctx *fasthttp.RequestCtx, t *tenant.Tenant) {
 		if req.Enabled != nil {
 			e.Enabled = *req.Enabled
 			if e.Enabled {
-				e.DisabledReason = ""
+				e.DisabledReason, e.FailingSince = "", time.Time{}
 			}
 		}
 		if req.Ordered != nil {

@@ -236,6 +236,11 @@ type Delivery struct {
 	MaxInFlightPerEndpoint int `yaml:"max_in_flight_per_endpoint"`
 	// Workers bounds concurrent attempts overall. Default 256.
 	Workers int `yaml:"workers"`
+	// DisableAfter disables an endpoint whose every attempt has failed for
+	// this long, from its first failure after its last success; its
+	// deliveries wait until it is enabled again. Default 120h (5 days);
+	// a negative value never disables (a 410 still does).
+	DisableAfter Duration `yaml:"disable_after"`
 	// AllowHTTP lets endpoints use plain http (development only); by
 	// default only https is delivered to.
 	AllowHTTP bool `yaml:"allow_http"`
@@ -474,6 +479,7 @@ func (c *Config) setDefaults() {
 		}
 	}
 	setDuration(&c.Delivery.Timeout, 15*time.Second)
+	setDuration(&c.Delivery.DisableAfter, 5*24*time.Hour)
 	setDuration(&c.Couriers.QuoteTimeout, 8*time.Second)
 	setDuration(&c.Payments.ReconcileAfter, 15*time.Minute)
 	setDuration(&c.Payments.ReconcileMaxAge, 72*time.Hour)

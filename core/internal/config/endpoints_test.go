@@ -3,6 +3,7 @@ package config
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 const endpointBase = `
@@ -65,7 +66,16 @@ func TestDeliveryDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(c.Delivery.Schedule) != 9 || c.Delivery.Timeout.Duration().Seconds() != 15 || c.Webhooks.MaxBodyBytes != 5<<20 || c.Webhooks.DedupRetention.Duration().Hours() != 192 {
+	if len(c.Delivery.Schedule) != 9 || c.Delivery.Timeout.Duration().Seconds() != 15 || c.Webhooks.MaxBodyBytes != 5<<20 || c.Webhooks.DedupRetention.Duration().Hours() != 192 ||
+		c.Delivery.DisableAfter.Duration().Hours() != 120 {
 		t.Fatalf("defaults: %+v %+v", c.Delivery, c.Webhooks)
+	}
+	// A negative disable_after (never disable) is kept as written.
+	c, err = Parse([]byte("tenants: {}\ndelivery: { disable_after: -1s }\n"), "x.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Delivery.DisableAfter.Duration() != -time.Second {
+		t.Fatalf("disable_after: %s", c.Delivery.DisableAfter)
 	}
 }

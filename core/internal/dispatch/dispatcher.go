@@ -3,6 +3,7 @@ package dispatch
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -31,6 +32,12 @@ type DispatcherConfig struct {
 	// DisabledRecheck is how long deliveries to a disabled endpoint wait
 	// before they are looked at again. Zero means 1m.
 	DisabledRecheck time.Duration
+	// DisableAfter disables an endpoint whose every attempt has failed for
+	// this long: from its first failure after its last success to a
+	// failure this much later. Its deliveries stay pending until it is
+	// enabled again. Zero means DefaultDisableAfter; negative never
+	// disables. A 410 disables at once whatever this says.
+	DisableAfter time.Duration
 	// Pacer, when set, makes the dispatcher work in slices of at most
 	// PacedBatch deliveries while the webhook ingress is busy (bus.Pacer).
 	Pacer Pacer
@@ -51,10 +58,17 @@ type Pacer interface {
 	Pace(ctx context.Context, worked time.Duration)
 }
 
+// DefaultDisableAfter is how long an endpoint may fail every attempt
+// before it is disabled: five days, as Svix does, longer than the default
+// schedule's three, so an outage that one event's retries outlast does not
+// disable anything by itself.
+const DefaultDisableAfter = 5 * 24 * time.Hour
+
 // Dispatcher delivers due deliveries (the outbox) to tenant endpoints: it
 // signs each event per Standard Webhooks, records every attempt, retries on
 // the schedule with jitter and Retry-After, disables an endpoint that
-// answers 410 and dead-letters a delivery after its last attempt. Delivery
+// answers 410 or has failed every attempt for DisableAfter, and
+// dead-letters a delivery after its last attempt. Delivery
 // is at least once: the webhook-id (the event id) is the same on every
 // attempt and replay.
 //
@@ -105,6 +119,9 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 	}
 	if cfg.DisabledRecheck == 0 {
 		cfg.DisabledRecheck = time.Minute
+	}
+	if cfg.DisableAfter == 0 {
+		cfg.DisableAfter = DefaultDisableAfter
 	}
 	if cfg.PacedBatch <= 0 {
 		cfg.PacedBatch = 64
@@ -374,6 +391,9 @@ func (d *Dispatcher) attempt(ctx context.Context, dl store.Delivery, answered fu
 	d.cfg.Metrics.Attempt(res.Outcome.String(), res.Latency)
 	switch res.Outcome {
 	case Delivered:
+		if !ep.FailingSince.IsZero() {
+			d.endpointRecovered(ctx, log, dl)
+		}
 		d.finish(ctx, log, dl, store.DeliveryDelivered, "", res, start)
 	case Gone:
 		reason := "endpoint answered 410 Gone; the endpoint is disabled"
@@ -384,9 +404,11 @@ func (d *Dispatcher) attempt(ctx context.Context, dl store.Delivery, answered fu
 		}); err != nil {
 			log.Warn("disable endpoint", "error", err)
 		}
+		d.cfg.Metrics.EndpointDisabled("gone")
 		log.Warn("endpoint gone; disabled", "url_host", hostOf(ep.URL))
 		d.finish(ctx, log, dl, store.DeliveryDead, reason, res, start)
 	default:
+		d.endpointFailed(ctx, log, ep, dl, start)
 		next, ok := d.cfg.Schedule.Next(dl.Attempts+1, d.cfg.Now(), res.RetryAfter, d.cfg.Rand)
 		if !ok {
 			d.finish(ctx, log, dl, store.DeliveryDead, "attempts exhausted: "+res.Error, res, start)
@@ -396,6 +418,59 @@ func (d *Dispatcher) attempt(ctx context.Context, dl store.Delivery, answered fu
 		d.finish(ctx, log, dl, store.DeliveryPending, res.Error, res, start)
 	}
 }
+
+// endpointFailed notes a failed attempt on the endpoint: the first failure
+// after a success starts its failing streak, and a failure DisableAfter or
+// more into the streak disables it. ep is the endpoint as read before the
+// attempt; the store is written only when one of those two things happens,
+// and the update decides again on the stored endpoint.
+func (d *Dispatcher) endpointFailed(ctx context.Context, log *slog.Logger, ep store.Endpoint, dl store.Delivery, at time.Time) {
+	limit := d.cfg.DisableAfter
+	if !ep.FailingSince.IsZero() && (limit < 0 || at.Sub(ep.FailingSince) < limit) {
+		return
+	}
+	disabled := false
+	_, err := d.cfg.Store.UpdateEndpoint(ctx, dl.TenantID, dl.EndpointID, func(e *store.Endpoint) error {
+		switch {
+		case !e.Enabled:
+			return errUnchanged
+		case e.FailingSince.IsZero():
+			e.FailingSince = at.UTC()
+		case limit >= 0 && at.Sub(e.FailingSince) >= limit:
+			e.Enabled, disabled = false, true
+			e.DisabledReason = fmt.Sprintf("every attempt failed from %s to %s; enable it again to resume delivery",
+				e.FailingSince.UTC().Format(time.RFC3339), at.UTC().Format(time.RFC3339))
+		default:
+			return errUnchanged
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errUnchanged) && !errors.Is(err, store.ErrNotFound) {
+		log.Warn("note endpoint failure", "error", err)
+		return
+	}
+	if disabled {
+		d.cfg.Metrics.EndpointDisabled("failing")
+		log.Warn("endpoint failed every attempt too long; disabled", "url_host", hostOf(ep.URL), "failing_since", ep.FailingSince)
+	}
+}
+
+// endpointRecovered ends the endpoint's failing streak after a success.
+func (d *Dispatcher) endpointRecovered(ctx context.Context, log *slog.Logger, dl store.Delivery) {
+	_, err := d.cfg.Store.UpdateEndpoint(ctx, dl.TenantID, dl.EndpointID, func(e *store.Endpoint) error {
+		if e.FailingSince.IsZero() {
+			return errUnchanged
+		}
+		e.FailingSince = time.Time{}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errUnchanged) && !errors.Is(err, store.ErrNotFound) {
+		log.Warn("note endpoint recovery", "error", err)
+	}
+}
+
+// errUnchanged leaves an endpoint as it is stored.
+var errUnchanged = errors.New("dispatch: endpoint unchanged")
 
 // finish records the attempt (when one was made) and the delivery's new
 // state in one transaction.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -41,6 +42,13 @@ type fixture struct {
 
 func setup(t *testing.T, url string, ordered bool, schedule dispatch.Schedule) *fixture {
 	t.Helper()
+	return setupWith(t, url, ordered, schedule, nil)
+}
+
+// setupWith is setup with edit, when not nil, applied to the dispatcher's
+// config.
+func setupWith(t *testing.T, url string, ordered bool, schedule dispatch.Schedule, edit func(*dispatch.DispatcherConfig)) *fixture {
+	t.Helper()
 	st := testkit.Store(t)
 	clk := &clock{now: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)}
 	ctx := context.Background()
@@ -50,10 +58,14 @@ func setup(t *testing.T, url string, ordered bool, schedule dispatch.Schedule) *
 	}
 	sender := dispatch.NewSender(dispatch.SenderConfig{Timeout: 2 * time.Second, Now: clk.Now})
 	t.Cleanup(sender.Close)
-	disp, err := dispatch.NewDispatcher(dispatch.DispatcherConfig{
+	cfg := dispatch.DispatcherConfig{
 		Store: st, Sender: sender, Schedule: schedule, Now: clk.Now, Rand: func() float64 { return 0.5 },
 		ScanInterval: 5 * time.Millisecond,
-	})
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	disp, err := dispatch.NewDispatcher(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,5 +240,107 @@ func TestSlowEndpointDoesNotBlockOthers(t *testing.T) {
 			t.Fatalf("fast endpoint got %d of 30 deliveries; first event's deliveries: %+v", fastCalls.Load(), ds)
 		}
 		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// failingFixture is an endpoint that answers 500 until ok is set, behind a
+// dispatcher that disables after an hour of failures and retries every
+// 20 minutes.
+func failingFixture(t *testing.T, ok *atomic.Bool) *fixture {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if ok.Load() {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		w.WriteHeader(http.StatusInternalServerError)
+	}))
+	t.Cleanup(srv.Close)
+	every := make(dispatch.Schedule, 9)
+	for i := range every {
+		every[i] = 20 * time.Minute
+	}
+	return setupWith(t, srv.URL, false, every, func(c *dispatch.DispatcherConfig) { c.DisableAfter = time.Hour })
+}
+
+func (f *fixture) endpoint(t *testing.T) store.Endpoint {
+	t.Helper()
+	ep, err := f.st.GetEndpoint(context.Background(), "acme", "ep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ep
+}
+
+// advance moves the clock to the delivery's next attempt and waits for it.
+func (f *fixture) advance(t *testing.T, eventID string) {
+	t.Helper()
+	d := f.delivery(t, eventID)
+	f.clk.Set(d.NextAttemptAt)
+	f.disp.Wake()
+	eventually(t, "the next attempt", func() bool { return f.delivery(t, eventID).Attempts > d.Attempts })
+}
+
+// TestEndpointFailingTooLongIsDisabled: an endpoint whose every attempt
+// fails from its first failure until DisableAfter later is disabled with a
+// reason; its delivery is kept pending, not dead-lettered, and nothing is
+// sent to it while it is disabled.
+func TestEndpointFailingTooLongIsDisabled(t *testing.T) {
+	var ok atomic.Bool
+	f := failingFixture(t, &ok)
+	start := f.clk.Now()
+	ev := f.emit(t, "pi_1", 1)[0]
+	eventually(t, "the first attempt", func() bool { return f.delivery(t, ev.ID).Attempts == 1 })
+	eventually(t, "failing_since", func() bool { return !f.endpoint(t).FailingSince.IsZero() })
+	if ep := f.endpoint(t); !ep.FailingSince.Equal(start) || !ep.Enabled {
+		t.Fatalf("after the first failure: %+v", ep)
+	}
+	for f.clk.Now().Sub(start) < time.Hour {
+		if !f.endpoint(t).Enabled {
+			t.Fatalf("disabled %s into the failures, before DisableAfter", f.clk.Now().Sub(start))
+		}
+		f.advance(t, ev.ID)
+	}
+	eventually(t, "the endpoint disabled", func() bool { return !f.endpoint(t).Enabled })
+	ep := f.endpoint(t)
+	if !strings.Contains(ep.DisabledReason, "every attempt failed from "+start.Format(time.RFC3339)) {
+		t.Fatalf("reason %q", ep.DisabledReason)
+	}
+	d := f.delivery(t, ev.ID)
+	if d.State != store.DeliveryPending {
+		t.Fatalf("delivery of a disabled endpoint: %s, want pending", d.State)
+	}
+	attempts := d.Attempts
+	f.clk.Set(d.NextAttemptAt.Add(time.Minute))
+	f.disp.Wake()
+	time.Sleep(50 * time.Millisecond)
+	if got := f.delivery(t, ev.ID); got.Attempts != attempts || got.State != store.DeliveryPending {
+		t.Fatalf("a disabled endpoint got an attempt: %+v", got)
+	}
+}
+
+// TestEndpointSuccessEndsFailingStreak: a success clears failing_since, so
+// failures before it never count toward DisableAfter.
+func TestEndpointSuccessEndsFailingStreak(t *testing.T) {
+	var ok atomic.Bool
+	f := failingFixture(t, &ok)
+	first := f.emit(t, "pi_1", 1)[0]
+	eventually(t, "failing_since", func() bool { return !f.endpoint(t).FailingSince.IsZero() })
+	f.advance(t, first.ID) // +20m, fails
+	ok.Store(true)
+	f.advance(t, first.ID) // +40m, delivered
+	eventually(t, "failing_since cleared", func() bool { return f.endpoint(t).FailingSince.IsZero() })
+	ok.Store(false)
+	f.clk.Set(f.clk.Now().Add(30 * time.Minute)) // +70m: past DisableAfter from the first failure
+	var second store.Event
+	for _, ev := range f.emit(t, "pi_2", 1) {
+		if ev.Subject == "pi_2" {
+			second = ev
+		}
+	}
+	eventually(t, "the second event's first attempt", func() bool { return f.delivery(t, second.ID).Attempts == 1 })
+	eventually(t, "a new failing streak", func() bool { return f.endpoint(t).FailingSince.Equal(f.clk.Now()) })
+	if ep := f.endpoint(t); !ep.Enabled {
+		t.Fatalf("disabled by failures before a success: %+v", ep)
 	}
 }

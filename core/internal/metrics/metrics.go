@@ -23,6 +23,7 @@ type Metrics struct {
 	deliveries       *prometheus.CounterVec
 	attemptLatency   *prometheus.HistogramVec
 	deadLetters      prometheus.Counter
+	endpointsOff     *prometheus.CounterVec
 	pluginCalls      *prometheus.HistogramVec
 }
 
@@ -55,13 +56,16 @@ func New() *Metrics {
 		deadLetters: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pipecore_dead_letters_total", Help: "Deliveries dead-lettered after their last attempt or a gone endpoint.",
 		}),
+		endpointsOff: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pipecore_endpoints_disabled_total", Help: "Tenant endpoints the gateway disabled, by reason (gone: answered 410; failing: every attempt failed too long).",
+		}, []string{"reason"}),
 		pluginCalls: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "pipecore_plugin_call_seconds", Help: "Latency of plugin calls, by plugin, method and outcome.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 14),
 		}, []string{"plugin", "method", "outcome"}),
 	}
 	reg.MustRegister(m.webhooksReceived, m.webhooksRejected, m.quarantined, m.inboxLag, m.deliveries,
-		m.attemptLatency, m.deadLetters, m.pluginCalls,
+		m.attemptLatency, m.deadLetters, m.endpointsOff, m.pluginCalls,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -117,6 +121,13 @@ func (m *Metrics) Attempt(outcome string, d time.Duration) {
 func (m *Metrics) DeadLetter() {
 	if m != nil {
 		m.deadLetters.Inc()
+	}
+}
+
+// EndpointDisabled counts an endpoint the gateway disabled.
+func (m *Metrics) EndpointDisabled(reason string) {
+	if m != nil {
+		m.endpointsOff.WithLabelValues(reason).Inc()
 	}
 }
 

@@ -239,6 +239,33 @@ func (o outbox) unblockAll(tenantID, endpointID string, now time.Time) error {
 	return nil
 }
 
+// releaseWaiting makes the endpoint's pending deliveries that wait for a
+// later time due now: an endpoint enabled again gets its backlog at once,
+// not at each delivery's next retry slot or disabled-endpoint recheck.
+func (o outbox) releaseWaiting(tenantID, endpointID string, now time.Time) error {
+	live, err := o.live(tenantID, endpointID)
+	if err != nil {
+		return err
+	}
+	for i := range live {
+		d := &live[i]
+		if d.State != DeliveryPending || !d.NextAttemptAt.After(now) {
+			continue
+		}
+		if err := o.due.Delete(deliveryDueKey(d.NextAttemptAt, d.TenantID, d.ID)); err != nil {
+			return err
+		}
+		d.NextAttemptAt, d.UpdatedAt = now, now
+		if err := o.due.Put(deliveryDueKey(now, d.TenantID, d.ID), []byte{}); err != nil {
+			return err
+		}
+		if err := o.put(d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // ---- endpoints
 
 func getEndpoint(tx *bolt.Tx, tenantID, id string) (Endpoint, bool, error) {
@@ -407,6 +434,11 @@ func (b *Bolt) UpdateEndpoint(ctx context.Context, tenantID, id string, fn func(
 		}
 		if old.Ordered && !e.Ordered {
 			if err := openOutbox(tx).unblockAll(tenantID, id, now); err != nil {
+				return err
+			}
+		}
+		if !old.Enabled && e.Enabled {
+			if err := openOutbox(tx).releaseWaiting(tenantID, id, now); err != nil {
 				return err
 			}
 		}

@@ -92,7 +92,9 @@ type EventStore interface {
 	// ListEndpoints returns the tenant's endpoints sorted by ID.
 	ListEndpoints(ctx context.Context, tenantID string) ([]Endpoint, error)
 	// UpdateEndpoint is read-modify-write of one endpoint (fn as in
-	// UpdatePayment).
+	// UpdatePayment). An endpoint enabled again has its pending deliveries
+	// made due at once; one that stops being ordered releases its blocked
+	// ones.
 	UpdateEndpoint(ctx context.Context, tenantID, id string, fn func(*Endpoint) error) (Endpoint, error)
 	// DeleteEndpoint removes the endpoint; its pending and blocked
 	// deliveries become dead with LastError "endpoint deleted". ErrNotFound
@@ -258,11 +260,14 @@ type Endpoint struct {
 	Enabled bool     `json:"enabled"`
 	// Ordered endpoints receive the events of one subject one at a time,
 	// in order.
-	Ordered        bool      `json:"ordered,omitempty"`
-	DisabledReason string    `json:"disabled_reason,omitempty"`
-	Source         string    `json:"source"` // "config" or "api"
-	CreatedAt      time.Time `json:"created_at"`
-	UpdatedAt      time.Time `json:"updated_at"`
+	Ordered        bool   `json:"ordered,omitempty"`
+	DisabledReason string `json:"disabled_reason,omitempty"`
+	// FailingSince is the time of the first failed attempt after the last
+	// successful one; zero while the endpoint is not failing.
+	FailingSince time.Time `json:"failing_since,omitzero"`
+	Source       string    `json:"source"` // "config" or "api"
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
 }
 
 // EndpointMatches reports whether an endpoint with filter types receives

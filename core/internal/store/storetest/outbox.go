@@ -616,6 +616,34 @@ func testOrderedDelivery(t *testing.T, open func(t *testing.T) store.Store) {
 				t.Fatalf("a new delivery of an unordered endpoint is %s", o.State)
 			}
 		},
+		"an endpoint enabled again has its waiting deliveries due at once": func(t *testing.T, st store.Store) {
+			w := setup(t, st)
+			// ep_o is disabled; its head delivery waits an hour (a retry slot
+			// or a disabled-endpoint recheck).
+			_, err := st.UpdateEndpoint(ctx, "t_a", "ep_o", func(e *store.Endpoint) error { e.Enabled = false; return nil })
+			mustNoErr(t, err)
+			later := time.Now().Add(time.Hour)
+			mustNoErr(t, st.PostponeDelivery(ctx, "t_a", w.o1.ID, later))
+			// An edit that leaves it disabled moves nothing.
+			_, err = st.UpdateEndpoint(ctx, "t_a", "ep_o", func(e *store.Endpoint) error { e.Types = []string{"payment.*"}; return nil })
+			mustNoErr(t, err)
+			if got := mustGetDelivery(t, st, "t_a", w.o1.ID); got.NextAttemptAt.Sub(later).Abs() > time.Millisecond {
+				t.Fatalf("a disabled endpoint's delivery moved: %+v", got)
+			}
+			before := time.Now().Add(-time.Second)
+			_, err = st.UpdateEndpoint(ctx, "t_a", "ep_o", func(e *store.Endpoint) error { e.Enabled = true; return nil })
+			mustNoErr(t, err)
+			got := mustGetDelivery(t, st, "t_a", w.o1.ID)
+			if got.State != store.DeliveryPending || got.NextAttemptAt.Before(before) || got.NextAttemptAt.After(time.Now()) {
+				t.Fatalf("after enabling: %+v, want pending and due about now", got)
+			}
+			if !isDue(t, st, time.Now(), w.o1.ID) {
+				t.Fatal("the released delivery is not in the due index at its new time")
+			}
+			if isDue(t, st, time.Now().Add(2*time.Hour), w.o2.ID) {
+				t.Fatal("a blocked delivery of the ordered endpoint became due")
+			}
+		},
 		"putting an endpoint as unordered releases its blocked deliveries": func(t *testing.T, st store.Store) {
 			w := setup(t, st)
 			mustPutEndpoint(t, st, endpoint("t_a", "ep_o"))
