@@ -215,3 +215,97 @@ func TestDeliveryToMisbehavingEndpoints(t *testing.T) {
 	}
 	down.mu.Unlock()
 }
+
+// TestFailingEndpointDisabledThenResumed: an endpoint that fails every
+// attempt for delivery.disable_after is disabled with a reason while its
+// delivery waits, neither dead nor retried; enabling it again through the
+// API delivers the backlog at once under the same webhook-id.
+func TestFailingEndpointDisabledThenResumed(t *testing.T) {
+	rcv := newReceiver(t)
+	dir := t.TempDir()
+	cfg := bridgeConfig(freeAddr(), filepath.Join(dir, "data"), copyPlugins(t), stripeMockURL, rcv.srv.URL)
+	cfg = strings.Replace(cfg, "delivery: { schedule: [50ms, 100ms, 150ms],",
+		"delivery: { disable_after: 300ms, schedule: [100ms, 100ms, 100ms, 100ms, 100ms, 100ms, 100ms, 100ms, 100ms],", 1)
+	if !strings.Contains(cfg, "disable_after: 300ms") {
+		t.Fatal("the bridge config's delivery line changed; update this test")
+	}
+	g := startGateway(t, dir, cfg)
+
+	var down atomic.Bool
+	down.Store(true)
+	ep := newMisbehaving(t, func(_ int, w http.ResponseWriter) {
+		if down.Load() {
+			w.WriteHeader(503)
+		}
+	})
+	c := g.do("POST", "/v1/endpoints", tableflowKey, map[string]any{"url": ep.srv.URL + "/hook", "types": []string{"payment.confirmed"}})
+	if c.status != 201 {
+		t.Fatalf("create endpoint: %d %s", c.status, c.body)
+	}
+	id := c.json(t)["id"].(string)
+
+	body := stripeEvent("evt_down_1", "payment_intent.succeeded", "pi_down_1", 1990)
+	if status, resp, _ := postWebhook(g.url+"/webhooks/stripe/tableflow", body, signStripe(stripeWebhookSecret, body, time.Now())); status != 200 {
+		t.Fatalf("webhook: %d %s", status, resp)
+	}
+	var endpoint map[string]any
+	waitFor(t, "the failing endpoint to be disabled", 15*time.Second, func() bool {
+		endpoint = g.do("GET", "/v1/endpoints/"+id, tableflowKey, nil).json(t)
+		return endpoint["enabled"] == false
+	})
+	reason, _ := endpoint["disabled_reason"].(string)
+	if !strings.HasPrefix(reason, "every attempt failed from ") || endpoint["failing_since"] == nil {
+		t.Fatalf("disabled endpoint: %v", endpoint)
+	}
+	calls := ep.calls.Load()
+	if calls < 3 {
+		t.Fatalf("disabled after %d attempts; the failures must span disable_after", calls)
+	}
+
+	// While disabled its delivery waits: pending, no more attempts.
+	var eventID string
+	state := func() string {
+		c := g.do("GET", "/v1/events?type=payment.confirmed", tableflowKey, nil)
+		data, _ := c.json(t)["data"].([]any)
+		if len(data) != 1 {
+			return ""
+		}
+		eventID = data[0].(map[string]any)["id"].(string)
+		for _, d := range g.do("GET", "/v1/events/"+eventID, tableflowKey, nil).json(t)["deliveries"].([]any) {
+			if dm := d.(map[string]any); dm["endpoint_id"] == id {
+				return dm["state"].(string)
+			}
+		}
+		return ""
+	}
+	time.Sleep(time.Second) // the rest of the schedule, had it gone on
+	if s := state(); s != "pending" || ep.calls.Load() != calls {
+		t.Fatalf("while disabled: delivery %q, %d attempts (were %d)", s, ep.calls.Load(), calls)
+	}
+	if m := string(g.do("GET", "/metrics", "", nil).body); !strings.Contains(m, `pipecore_endpoints_disabled_total{reason="failing"} 1`) {
+		t.Errorf("metrics lack the disabled endpoint")
+	}
+
+	// Back up and enabled again: delivered at once (not after the
+	// disabled-endpoint recheck), same webhook-id, streak cleared.
+	down.Store(false)
+	enabled := time.Now()
+	if c := g.do("PATCH", "/v1/endpoints/"+id, tableflowKey, map[string]any{"enabled": true}); c.status != 200 {
+		t.Fatalf("enable: %d %s", c.status, c.body)
+	}
+	waitFor(t, "the backlog delivered", 10*time.Second, func() bool { return state() == "delivered" })
+	if took := time.Since(enabled); took > 5*time.Second {
+		t.Errorf("the backlog took %s after enabling", took)
+	}
+	endpoint = g.do("GET", "/v1/endpoints/"+id, tableflowKey, nil).json(t)
+	if endpoint["enabled"] != true || endpoint["disabled_reason"] != nil || endpoint["failing_since"] != nil {
+		t.Errorf("enabled endpoint: %v", endpoint)
+	}
+	ep.mu.Lock()
+	defer ep.mu.Unlock()
+	for _, wid := range ep.ids {
+		if wid != eventID {
+			t.Fatalf("webhook-id %q, want %q on every attempt", wid, eventID)
+		}
+	}
+}
