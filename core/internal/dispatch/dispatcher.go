@@ -403,9 +403,10 @@ func (d *Dispatcher) attempt(ctx context.Context, dl store.Delivery, answered fu
 			return nil
 		}); err != nil {
 			log.Warn("disable endpoint", "error", err)
+		} else {
+			d.cfg.Metrics.EndpointDisabled("gone")
+			log.Warn("endpoint gone; disabled", "url_host", hostOf(ep.URL))
 		}
-		d.cfg.Metrics.EndpointDisabled("gone")
-		log.Warn("endpoint gone; disabled", "url_host", hostOf(ep.URL))
 		d.finish(ctx, log, dl, store.DeliveryDead, reason, res, start)
 	default:
 		d.endpointFailed(ctx, log, ep, dl, start)
@@ -429,7 +430,10 @@ func (d *Dispatcher) endpointFailed(ctx context.Context, log *slog.Logger, ep st
 	if !ep.FailingSince.IsZero() && (limit < 0 || at.Sub(ep.FailingSince) < limit) {
 		return
 	}
-	disabled := false
+	var (
+		disabled bool
+		since    time.Time
+	)
 	_, err := d.cfg.Store.UpdateEndpoint(ctx, dl.TenantID, dl.EndpointID, func(e *store.Endpoint) error {
 		switch {
 		case !e.Enabled:
@@ -437,7 +441,7 @@ func (d *Dispatcher) endpointFailed(ctx context.Context, log *slog.Logger, ep st
 		case e.FailingSince.IsZero():
 			e.FailingSince = at.UTC()
 		case limit >= 0 && at.Sub(e.FailingSince) >= limit:
-			e.Enabled, disabled = false, true
+			e.Enabled, disabled, since = false, true, e.FailingSince
 			e.DisabledReason = fmt.Sprintf("every attempt failed from %s to %s; enable it again to resume delivery",
 				e.FailingSince.UTC().Format(time.RFC3339), at.UTC().Format(time.RFC3339))
 		default:
@@ -451,7 +455,7 @@ func (d *Dispatcher) endpointFailed(ctx context.Context, log *slog.Logger, ep st
 	}
 	if disabled {
 		d.cfg.Metrics.EndpointDisabled("failing")
-		log.Warn("endpoint failed every attempt too long; disabled", "url_host", hostOf(ep.URL), "failing_since", ep.FailingSince)
+		log.Warn("endpoint failed every attempt too long; disabled", "url_host", hostOf(ep.URL), "failing_since", since)
 	}
 }
 
