@@ -399,7 +399,9 @@ func TestHungPluginIsKilledAndRestarted(t *testing.T) {
 	if !provider.IsTimeout(err) {
 		t.Fatalf("call to a hung plugin: %v, want a timeout", err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	// The probe that declares the hang waits pingTimeout (5s) for an
+	// answer, then the plugin is killed and relaunched.
+	deadline := time.Now().Add(15 * time.Second)
 	for l.Launches("fake") < 2 || h.Status()[0].State != pluginhost.StateRunning {
 		if time.Now().After(deadline) {
 			t.Fatalf("hung plugin not restarted: %+v", h.Status())
@@ -433,7 +435,7 @@ func TestSlowCallDoesNotKill(t *testing.T) {
 	if !provider.IsTimeout(err) {
 		t.Fatalf("slow call: %v", err)
 	}
-	time.Sleep(2500 * time.Millisecond) // past the probe's deadline
+	time.Sleep(5500 * time.Millisecond) // past the probe's deadline (pingTimeout)
 	if n := l.Launches("fake"); n != 1 {
 		t.Fatalf("a slow but healthy plugin was restarted (%d launches)", n)
 	}
