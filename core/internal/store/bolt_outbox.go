@@ -252,18 +252,25 @@ func (o outbox) releaseWaiting(tenantID, endpointID string, now time.Time) error
 		if d.State != DeliveryPending || !d.NextAttemptAt.After(now) {
 			continue
 		}
-		if err := o.due.Delete(deliveryDueKey(d.NextAttemptAt, d.TenantID, d.ID)); err != nil {
-			return err
-		}
-		d.NextAttemptAt, d.UpdatedAt = now, now
-		if err := o.due.Put(deliveryDueKey(now, d.TenantID, d.ID), []byte{}); err != nil {
-			return err
-		}
-		if err := o.put(d); err != nil {
+		d.UpdatedAt = now
+		if err := o.reschedule(d, now); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// reschedule moves the pending delivery d to next, in the due index and in
+// its stored record.
+func (o outbox) reschedule(d *storedDelivery, next time.Time) error {
+	if err := o.due.Delete(deliveryDueKey(d.NextAttemptAt, d.TenantID, d.ID)); err != nil {
+		return err
+	}
+	d.NextAttemptAt = next
+	if err := o.due.Put(deliveryDueKey(next, d.TenantID, d.ID), []byte{}); err != nil {
+		return err
+	}
+	return o.put(d)
 }
 
 // ---- endpoints
@@ -692,14 +699,7 @@ func (b *Bolt) PostponeDelivery(ctx context.Context, tenantID, id string, next t
 			outcome = fmt.Errorf("%w: no pending delivery %s", ErrNotFound, id)
 			return nil
 		}
-		if err := o.due.Delete(deliveryDueKey(cur.NextAttemptAt, cur.TenantID, cur.ID)); err != nil {
-			return err
-		}
-		cur.NextAttemptAt = next
-		if err := o.due.Put(deliveryDueKey(next, cur.TenantID, cur.ID), []byte{}); err != nil {
-			return err
-		}
-		return o.put(&cur)
+		return o.reschedule(&cur, next)
 	})
 	if err != nil {
 		return fmt.Errorf("store: postpone delivery: %w", err)
